@@ -1,0 +1,172 @@
+//! giftcode-svc: gift-code groups, their codes and redemptions (DESIGN.md §3, §4,
+//! §7). It owns its database, answers the NATS service `giftcode`, and publishes
+//! `giftcode.events.>` to JetStream through its outbox. Its HTTP port serves only
+//! `/healthz`, `/readyz` and `/metrics`.
+
+pub mod codes;
+mod config;
+pub mod error;
+pub mod groups;
+mod keys;
+pub mod nats;
+pub mod redeem;
+
+use std::{future::Future, sync::Arc};
+
+use async_nats::jetstream;
+use shared_events::{
+    Region,
+    subjects::{GIFTCODE_EVENTS_STREAM, GIFTCODE_EVENTS_SUBJECTS},
+};
+use svc_kit::{
+    db::{Db, Migrations},
+    health::Readiness,
+    metrics::Metrics,
+    outbox::{self, Publisher, Waker},
+};
+use tokio::net::TcpListener;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+pub use config::Config;
+pub use error::{Error, Result};
+
+/// The `source` of the events this service emits.
+pub const SOURCE: &str = "giftcode-svc";
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+pub const MIGRATIONS: Migrations = Migrations {
+    sqlite: &SQLITE_MIGRATIONS,
+    postgres: &POSTGRES_MIGRATIONS,
+};
+
+/// The service's state: cheap to clone, shared by every request.
+#[derive(Clone)]
+pub struct App(Arc<Inner>);
+
+struct Inner {
+    db: Db,
+    key: codes::CodeKey,
+    currency: String,
+    region: Region,
+    waker: Waker,
+    metrics: Metrics,
+}
+
+impl App {
+    /// Opens the database (running migrations) and loads the code key.
+    pub async fn open(config: &Config) -> Result<Self> {
+        let db = Db::connect(&config.database_url, &MIGRATIONS)
+            .await
+            .map_err(|e| Error::Config(e.to_string()))?;
+        let key = keys::load(config.code_key.as_deref(), &db).await?;
+        Ok(Self(Arc::new(Inner {
+            db,
+            key,
+            currency: config.currency.clone(),
+            region: config.default_region,
+            waker: Waker::default(),
+            metrics: Metrics::new(SOURCE),
+        })))
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.0.db
+    }
+    pub(crate) fn key(&self) -> &codes::CodeKey {
+        &self.0.key
+    }
+    pub(crate) fn currency(&self) -> &str {
+        &self.0.currency
+    }
+    pub(crate) fn region(&self) -> Region {
+        self.0.region
+    }
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+    pub(crate) fn wake_outbox(&self) {
+        self.0.waker.wake();
+    }
+}
+
+struct Ready {
+    app: App,
+    client: async_nats::Client,
+}
+
+impl Readiness for Ready {
+    async fn ready(&self) -> Result<(), String> {
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            return Err("NATS is not connected".into());
+        }
+        self.app.db().ping().await.map_err(|e| format!("database: {e}"))
+    }
+}
+
+/// Runs the service until `shutdown` resolves, then drains: stops taking
+/// requests, finishes those in flight, publishes what the outbox holds, flushes
+/// NATS and closes the database.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let app = App::open(&config).await?;
+    let client = config
+        .nats
+        .connect(SOURCE)
+        .await
+        .map_err(|e| Error::Nats(e.to_string()))?;
+    let js = jetstream::new(client.clone());
+    outbox::ensure_stream(
+        &js,
+        GIFTCODE_EVENTS_STREAM,
+        GIFTCODE_EVENTS_SUBJECTS,
+        config.nats.stream_replicas,
+    )
+    .await
+    .map_err(Error::Nats)?;
+
+    let stop = CancellationToken::new();
+    let publisher = tokio::spawn(
+        Publisher {
+            db: app.db().clone(),
+            js,
+            waker: app.0.waker.clone(),
+            metrics: app.metrics().clone(),
+        }
+        .run(stop.clone()),
+    );
+    let tracker = TaskTracker::new();
+    let service = nats::serve(&app, &client, &tracker).await?;
+    let router = svc_kit::health::router(
+        Ready {
+            app: app.clone(),
+            client: client.clone(),
+        },
+        app.metrics().clone(),
+    );
+    let http_stop = stop.clone();
+    let http = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(http_stop.cancelled_owned())
+            .await
+    });
+    tracing::info!(nats = %config.nats.url, "giftcode-svc started");
+
+    shutdown.await;
+    if let Err(e) = service.stop().await {
+        tracing::warn!(error = %e, "stopping the NATS service");
+    }
+    tracker.close();
+    tracker.wait().await;
+    stop.cancel();
+    let _ = publisher.await;
+    let _ = client.flush().await;
+    let _ = http.await;
+    app.db().close().await;
+    tracing::info!("giftcode-svc stopped");
+    Ok(())
+}

@@ -1,0 +1,373 @@
+//! Requests and replies of the `giftcode` NATS service (DESIGN.md §4, §7, §8).
+//! Every endpoint takes one JSON request; the reply is JSON, or an error reply
+//! carrying a [`crate::ServiceError`]. `giftcode.groups.create` is the one
+//! endpoint that replies with several messages ([`CreateGroupFrame`]), because a
+//! million codes do not fit in one NATS message.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupKind {
+    /// `count` codes, each redeemable once by anyone.
+    Unique,
+    /// One code, redeemable once per phone by at most `max_redemptions` phones.
+    Shared,
+}
+
+impl GroupKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unique => "unique",
+            Self::Shared => "shared",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupStatus {
+    Scheduled,
+    Active,
+    Expired,
+    Inactive,
+    Exhausted,
+}
+
+/// `giftcode.groups.create`. Which fields apply depends on `kind`: `count`,
+/// `prefix` and `per_phone_limit` for unique groups; `max_redemptions` and
+/// `code` (custom) or `prefix` (generated) for shared ones.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateGroupRequest {
+    pub name: String,
+    pub kind: Option<GroupKind>,
+    pub amount: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_redemptions: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_phone_limit: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// The statistics of a group (DESIGN.md §4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupStats {
+    pub total_codes: i64,
+    pub redeemed_codes: i64,
+    pub unredeemed_codes: i64,
+    pub redemptions: i64,
+    pub redeemed_amount: i64,
+    pub remaining_amount: i64,
+    pub status: GroupStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Group {
+    pub id: Uuid,
+    pub name: String,
+    pub kind: GroupKind,
+    pub amount: i64,
+    pub currency: String,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Unique groups: redemptions a phone may make in the group (null: no limit).
+    pub per_phone_limit: Option<i64>,
+    /// Shared groups: how many phones may redeem the code.
+    pub max_redemptions: Option<i64>,
+    pub prefix: Option<String>,
+    pub stats: GroupStats,
+}
+
+/// One message of the multi-message reply to `giftcode.groups.create`: first a
+/// `group`, then zero or more `codes` chunks in creation order, then `end` with
+/// the number of codes sent. The codes are shown this once and never again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CreateGroupFrame {
+    Group { group: Box<Group> },
+    Codes { codes: Vec<String> },
+    End { count: u64 },
+}
+
+/// `giftcode.groups.list`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListGroupsRequest {
+    #[serde(default)]
+    pub limit: Option<u32>,
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+/// `giftcode.groups.get`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GetGroupRequest {
+    pub id: String,
+}
+
+/// `giftcode.groups.update`: activate or deactivate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateGroupRequest {
+    pub id: String,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CodeStatus {
+    Unredeemed,
+    /// A unique code that was redeemed, or a shared code whose cap is reached.
+    Redeemed,
+}
+
+/// `giftcode.codes.list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListCodesRequest {
+    pub group_id: String,
+    #[serde(default)]
+    pub status: Option<CodeStatus>,
+    #[serde(default)]
+    pub limit: Option<u32>,
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+/// A code as listed: never the code itself, only its hint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeSummary {
+    pub id: Uuid,
+    pub hint: String,
+    pub status: CodeStatus,
+    /// Unique codes: who redeemed it.
+    pub redeemed_by: Option<String>,
+    pub redeemed_at: Option<DateTime<Utc>>,
+    /// How many phones redeemed it (0 or 1 for unique codes).
+    pub redemptions: i64,
+}
+
+/// `giftcode.codes.lookup`: one code's details by the full code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LookupCodeRequest {
+    pub code: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CodeDetails {
+    #[serde(flatten)]
+    pub code: CodeSummary,
+    pub group: Group,
+}
+
+/// `giftcode.redemptions.list`: who redeemed in a group, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListRedemptionsRequest {
+    pub group_id: String,
+    #[serde(default)]
+    pub limit: Option<u32>,
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+/// `giftcode.redemptions.get`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GetRedemptionRequest {
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RedemptionStatus {
+    /// Recorded; the wallet credit is not confirmed yet.
+    Pending,
+    /// wallet-svc confirmed the credit.
+    Credited,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redemption {
+    pub id: Uuid,
+    pub group_id: Uuid,
+    pub group_name: String,
+    pub code_id: Uuid,
+    pub code_hint: String,
+    pub phone: String,
+    pub amount: i64,
+    pub currency: String,
+    pub status: RedemptionStatus,
+    pub redeemed_at: DateTime<Utc>,
+    pub credited_at: Option<DateTime<Utc>>,
+    pub transaction_id: Option<Uuid>,
+}
+
+/// `giftcode.redeem`: the raw input; the service validates both fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedeemRequest {
+    pub code: String,
+    pub phone: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedeemReply {
+    pub redemption: Redemption,
+    /// True when this phone had already redeemed this code: the original
+    /// redemption is returned and nothing new was recorded.
+    pub replayed: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group() -> Group {
+        Group {
+            id: Uuid::now_v7(),
+            name: "Launch".into(),
+            kind: GroupKind::Shared,
+            amount: 250,
+            currency: "USD".into(),
+            starts_at: None,
+            expires_at: Some(Utc::now()),
+            active: true,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+            per_phone_limit: None,
+            max_redemptions: Some(100),
+            prefix: None,
+            stats: GroupStats {
+                total_codes: 1,
+                redeemed_codes: 0,
+                unredeemed_codes: 1,
+                redemptions: 3,
+                redeemed_amount: 750,
+                remaining_amount: 24_250,
+                status: GroupStatus::Active,
+            },
+        }
+    }
+
+    #[test]
+    fn create_frames_are_type_tagged() {
+        let frames = vec![
+            CreateGroupFrame::Group {
+                group: Box::new(group()),
+            },
+            CreateGroupFrame::Codes {
+                codes: vec!["ABCD-EFGH-JKMN".into()],
+            },
+            CreateGroupFrame::End { count: 1 },
+        ];
+        for frame in frames {
+            let json = serde_json::to_value(&frame).expect("ser");
+            assert!(json["type"].is_string(), "{json}");
+            let back: CreateGroupFrame = serde_json::from_value(json).expect("parse");
+            assert_eq!(back, frame);
+        }
+        let end: CreateGroupFrame =
+            serde_json::from_str(r#"{"type":"end","count":7}"#).expect("parse");
+        assert_eq!(end, CreateGroupFrame::End { count: 7 });
+    }
+
+    #[test]
+    fn create_request_reads_the_http_body_shape() {
+        let req: CreateGroupRequest = serde_json::from_str(
+            r#"{"name":"Spring","kind":"unique","amount":500,"count":10,"prefix":"GIFT",
+                "per_phone_limit":2,"expires_at":"2027-01-01T00:00:00Z"}"#,
+        )
+        .expect("parse");
+        assert_eq!(req.kind, Some(GroupKind::Unique));
+        assert_eq!(req.count, Some(10));
+        assert_eq!(req.expires_at.map(|t| t.to_rfc3339()).as_deref(), Some("2027-01-01T00:00:00+00:00"));
+        let back: CreateGroupRequest =
+            serde_json::from_value(serde_json::to_value(&req).expect("ser")).expect("parse");
+        assert_eq!(back, req);
+        assert!(
+            serde_json::from_str::<CreateGroupRequest>(r#"{"name":"x","amount":1,"bogus":1}"#)
+                .is_err(),
+            "unknown fields are refused"
+        );
+    }
+
+    #[test]
+    fn redemption_and_code_messages_round_trip() {
+        let redemption = Redemption {
+            id: Uuid::now_v7(),
+            group_id: Uuid::now_v7(),
+            group_name: "Launch".into(),
+            code_id: Uuid::now_v7(),
+            code_hint: "****-****-7KQ2".into(),
+            phone: "+14155552671".into(),
+            amount: 250,
+            currency: "USD".into(),
+            status: RedemptionStatus::Pending,
+            redeemed_at: Utc::now(),
+            credited_at: None,
+            transaction_id: None,
+        };
+        let reply = RedeemReply {
+            redemption,
+            replayed: false,
+        };
+        let json = serde_json::to_value(&reply).expect("ser");
+        assert_eq!(json["redemption"]["status"], "pending");
+        assert_eq!(serde_json::from_value::<RedeemReply>(json).expect("parse"), reply);
+
+        let details = CodeDetails {
+            code: CodeSummary {
+                id: Uuid::now_v7(),
+                hint: "GIFT-****-****-7KQ2".into(),
+                status: CodeStatus::Redeemed,
+                redeemed_by: Some("+14155552671".into()),
+                redeemed_at: Some(Utc::now()),
+                redemptions: 1,
+            },
+            group: group(),
+        };
+        let json = serde_json::to_value(&details).expect("ser");
+        assert_eq!(json["status"], "redeemed", "code fields are flattened: {json}");
+        assert_eq!(serde_json::from_value::<CodeDetails>(json).expect("parse"), details);
+
+        let page = crate::Page {
+            items: vec![details.code.clone()],
+            next_cursor: Some("abc".into()),
+        };
+        let back: crate::Page<CodeSummary> =
+            serde_json::from_slice(&serde_json::to_vec(&page).expect("ser")).expect("parse");
+        assert_eq!(back, page);
+        for req in [
+            serde_json::to_value(ListCodesRequest {
+                group_id: "g".into(),
+                status: Some(CodeStatus::Unredeemed),
+                limit: Some(10),
+                cursor: None,
+            }),
+            serde_json::to_value(UpdateGroupRequest {
+                id: "g".into(),
+                active: false,
+            }),
+        ] {
+            assert!(req.expect("ser").is_object());
+        }
+    }
+}

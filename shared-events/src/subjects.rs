@@ -1,0 +1,56 @@
+//! Names on the bus: streams, event subjects, service names, endpoint subjects and
+//! the headers the services agree on (DESIGN.md §6).
+
+/// Stream holding every gift-code event (`giftcode.events.>`).
+pub const GIFTCODE_EVENTS_STREAM: &str = "GIFTCODE_EVENTS";
+/// Subjects captured by [`GIFTCODE_EVENTS_STREAM`].
+pub const GIFTCODE_EVENTS_SUBJECTS: &str = "giftcode.events.>";
+/// Stream holding every wallet event (`wallet.events.>`).
+pub const WALLET_EVENTS_STREAM: &str = "WALLET_EVENTS";
+/// Subjects captured by [`WALLET_EVENTS_STREAM`].
+pub const WALLET_EVENTS_SUBJECTS: &str = "wallet.events.>";
+
+/// NATS service name of giftcode-svc (`nats micro info giftcode`).
+pub const GIFTCODE_SERVICE: &str = "giftcode";
+/// NATS service name of wallet-svc (`nats micro info wallet`).
+pub const WALLET_SERVICE: &str = "wallet";
+
+/// Header carrying the originating HTTP request id across NATS hops; it becomes
+/// the events' `correlation_id`.
+pub const REQUEST_ID_HEADER: &str = "X-Request-Id";
+
+/// Endpoint subjects of the `giftcode` service: `<service>.<resource>.<verb>`.
+pub mod giftcode {
+    pub const REDEEM: &str = "giftcode.redeem";
+    pub const GROUPS_CREATE: &str = "giftcode.groups.create";
+    pub const GROUPS_LIST: &str = "giftcode.groups.list";
+    pub const GROUPS_GET: &str = "giftcode.groups.get";
+    pub const GROUPS_UPDATE: &str = "giftcode.groups.update";
+    pub const CODES_LIST: &str = "giftcode.codes.list";
+    pub const CODES_LOOKUP: &str = "giftcode.codes.lookup";
+    pub const REDEMPTIONS_LIST: &str = "giftcode.redemptions.list";
+    pub const REDEMPTIONS_GET: &str = "giftcode.redemptions.get";
+
+    /// Every endpoint, for registration and for tests that walk them all.
+    pub const ALL: [&str; 9] = [
+        REDEEM,
+        GROUPS_CREATE,
+        GROUPS_LIST,
+        GROUPS_GET,
+        GROUPS_UPDATE,
+        CODES_LIST,
+        CODES_LOOKUP,
+        REDEMPTIONS_LIST,
+        REDEMPTIONS_GET,
+    ];
+}
+
+/// Event subjects. Each event type's subject is also on its [`crate::Event`] impl.
+pub mod events {
+    pub const GROUP_CREATED: &str = "giftcode.events.group.created";
+    pub const GROUP_UPDATED: &str = "giftcode.events.group.updated";
+    pub const CODE_REDEEMED: &str = "giftcode.events.code.redeemed";
+    pub const WALLET_CREATED: &str = "wallet.events.wallet.created";
+    pub const WALLET_CREDITED: &str = "wallet.events.wallet.credited";
+    pub const WALLET_DEBITED: &str = "wallet.events.wallet.debited";
+}

@@ -1,0 +1,183 @@
+//! One database handle for SQLite (file or memory) and PostgreSQL (DESIGN.md §2).
+//!
+//! Queries are written once in the dialect both engines share (`$1` placeholders,
+//! `ON CONFLICT`, `RETURNING`, `BIGINT`/`TEXT` columns) and run through sqlx's
+//! `Any` driver. The engine-specific parts live here: connection pragmas, pool
+//! shapes and how a write transaction begins.
+//!
+//! SQLite allows one writer at a time. Rather than let many connections fight for
+//! the write lock (and fail with `SQLITE_BUSY` when a read transaction tries to
+//! upgrade), writes go through a pool of exactly one connection and start with
+//! `BEGIN IMMEDIATE`; reads use a separate pool and never block on writes (WAL).
+
+use std::{path::Path, time::Duration};
+
+use sqlx::{
+    Any, AnyPool, Transaction,
+    any::AnyPoolOptions,
+    migrate::{MigrateError, Migrator},
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("unsupported database URL {0:?}: use sqlite://PATH, sqlite::memory: or postgres://…")]
+    UnsupportedUrl(String),
+    #[error("cannot create the database directory {path}: {source}")]
+    CreateDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot connect to the database: {0}")]
+    Connect(sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] MigrateError),
+}
+
+/// The migrations of one service, one set per engine.
+pub struct Migrations {
+    pub sqlite: &'static Migrator,
+    pub postgres: &'static Migrator,
+}
+
+#[derive(Clone, Debug)]
+pub struct Db {
+    read: AnyPool,
+    write: AnyPool,
+    backend: Backend,
+    /// The SQLite file, if any (the code key lives beside it).
+    sqlite_path: Option<std::path::PathBuf>,
+}
+
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;";
+
+impl Db {
+    /// Opens (creating if needed) the database at `url` and runs the migrations.
+    pub async fn connect(url: &str, migrations: &Migrations) -> Result<Self, DbError> {
+        sqlx::any::install_default_drivers();
+        let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = AnyPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await
+                .map_err(DbError::Connect)?;
+            Db {
+                read: pool.clone(),
+                write: pool,
+                backend: Backend::Postgres,
+                sqlite_path: None,
+            }
+        } else if url == "sqlite::memory:" || url == "sqlite://:memory:" {
+            // Every connection to `:memory:` is its own database, so memory mode
+            // keeps exactly one connection for good.
+            let pool = sqlite_pool(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .min_connections(1)
+                .connect("sqlite::memory:")
+                .await
+                .map_err(DbError::Connect)?;
+            Db {
+                read: pool.clone(),
+                write: pool,
+                backend: Backend::Sqlite,
+                sqlite_path: None,
+            }
+        } else if let Some(rest) = url.strip_prefix("sqlite:") {
+            let rest = rest.trim_start_matches("//");
+            let (path, _query) = rest.split_once('?').unwrap_or((rest, ""));
+            if path.is_empty() {
+                return Err(DbError::UnsupportedUrl(url.to_owned()));
+            }
+            if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+            }
+            let file_url = format!("sqlite://{path}?mode=rwc");
+            let write = sqlite_pool(1)
+                .connect(&file_url)
+                .await
+                .map_err(DbError::Connect)?;
+            let read = sqlite_pool(4)
+                .connect(&file_url)
+                .await
+                .map_err(DbError::Connect)?;
+            Db {
+                read,
+                write,
+                backend: Backend::Sqlite,
+                sqlite_path: Some(path.into()),
+            }
+        } else {
+            return Err(DbError::UnsupportedUrl(url.to_owned()));
+        };
+        let migrator = match db.backend {
+            Backend::Sqlite => migrations.sqlite,
+            Backend::Postgres => migrations.postgres,
+        };
+        migrator.run(&db.write).await?;
+        Ok(db)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The SQLite database file, when the database is one.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        self.sqlite_path.as_deref()
+    }
+
+    /// The pool for reads outside a transaction.
+    pub fn read(&self) -> &AnyPool {
+        &self.read
+    }
+
+    /// Begins a write transaction. On SQLite it takes the write lock up front, so
+    /// that the transaction can never fail half-way for want of it.
+    pub async fn begin(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.write.begin().await,
+        }
+    }
+
+    /// A cheap round trip, for readiness checks.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1").execute(&self.read).await.map(|_| ())
+    }
+
+    pub async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+}
+
+fn sqlite_pool(max: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                sqlx::raw_sql(SQLITE_PRAGMAS).execute(conn).await?;
+                Ok(())
+            })
+        })
+}
+
+/// True when `err` is a unique-constraint violation (on either engine).
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(e) => e.is_unique_violation(),
+        _ => false,
+    }
+}

@@ -1,0 +1,44 @@
+//! The HTTP surface of a back-end service: `/healthz` (the process is alive),
+//! `/readyz` (its dependencies answer) and `/metrics` (Prometheus text).
+
+use std::{future::Future, sync::Arc};
+
+use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+
+use crate::metrics::Metrics;
+
+/// What `/readyz` asks a service.
+pub trait Readiness: Send + Sync + 'static {
+    /// `Err(reason)` while a dependency is not usable.
+    fn ready(&self) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+struct HealthState<R> {
+    readiness: R,
+    metrics: Metrics,
+}
+
+pub fn router<R: Readiness>(readiness: R, metrics: Metrics) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz::<R>))
+        .route("/metrics", get(metrics_text::<R>))
+        .with_state(Arc::new(HealthState { readiness, metrics }))
+}
+
+async fn readyz<R: Readiness>(State(s): State<Arc<HealthState<R>>>) -> impl IntoResponse {
+    match s.readiness.ready().await {
+        Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
+    }
+}
+
+async fn metrics_text<R: Readiness>(State(s): State<Arc<HealthState<R>>>) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.render(),
+    )
+}
