@@ -111,7 +111,9 @@ impl CodeKey {
         if bytes.len() < Self::MIN_BYTES {
             return None;
         }
-        Hmac::<Sha256>::new_from_slice(bytes).ok().map(|mac| Self { mac })
+        Hmac::<Sha256>::new_from_slice(bytes)
+            .ok()
+            .map(|mac| Self { mac })
     }
 
     /// The digest stored for a canonical code.
@@ -194,14 +196,26 @@ mod tests {
             "GLFT-oaib-2c3d-4e5f",
             "  gift - 0a1b - 2c3d - 4e5f ",
         ] {
-            assert_eq!(canonicalize(typed).as_deref(), Some(canon.as_str()), "{typed}");
+            assert_eq!(
+                canonicalize(typed).as_deref(),
+                Some(canon.as_str()),
+                "{typed}"
+            );
         }
         assert_eq!(canon, "G1FT0A1B2C3D4E5F");
     }
 
     #[test]
     fn malformed_codes_are_refused() {
-        for typed in ["", "abc", "---", "GIFT_1234", "GIFT€1234", &"A".repeat(33), "ab c"] {
+        for typed in [
+            "",
+            "abc",
+            "---",
+            "GIFT_1234",
+            "GIFT€1234",
+            &"A".repeat(33),
+            "ab c",
+        ] {
             assert_eq!(canonicalize(typed), None, "{typed:?}");
         }
     }
@@ -218,7 +232,10 @@ mod tests {
 
     #[test]
     fn hints_show_prefix_and_last_four() {
-        assert_eq!(hint("GIFT-AB12-CD34-7KQ2", Some("GIFT")), "GIFT-****-****-7KQ2");
+        assert_eq!(
+            hint("GIFT-AB12-CD34-7KQ2", Some("GIFT")),
+            "GIFT-****-****-7KQ2"
+        );
         assert_eq!(hint("AB12-CD34-7KQ2", None), "****-****-7KQ2");
         assert_eq!(hint("SUMMER-2026", None), "******-2026");
         assert_eq!(hint("ABCD", None), "ABCD");
@@ -244,7 +261,10 @@ mod tests {
 
     #[test]
     fn custom_codes_and_prefixes_are_validated() {
-        assert_eq!(custom_display("summer-2026").as_deref(), Some("SUMMER-2026"));
+        assert_eq!(
+            custom_display("summer-2026").as_deref(),
+            Some("SUMMER-2026")
+        );
         assert_eq!(custom_display("abc"), None);
         assert_eq!(custom_display("----a"), None);
         assert_eq!(custom_display("HAS SPACE"), None);
@@ -253,7 +273,10 @@ mod tests {
         assert_eq!(prefix_display(""), None);
         assert_eq!(prefix_display("TOO-LONG"), None);
         assert_eq!(prefix_display("ABCDEFGHIJK"), None);
-        assert_eq!(from_hex(&to_hex(&[0, 1, 254, 255])), Some(vec![0, 1, 254, 255]));
+        assert_eq!(
+            from_hex(&to_hex(&[0, 1, 254, 255])),
+            Some(vec![0, 1, 254, 255])
+        );
         assert_eq!(from_hex("zz"), None);
     }
 }

@@ -22,7 +22,11 @@ pub struct Config {
     pub http_addr: SocketAddr,
 
     /// sqlite://PATH (created on first start), sqlite::memory: or postgres://…
-    #[arg(long, env = "GIFTCODE_DATABASE_URL", default_value = "sqlite://data/giftcode.db")]
+    #[arg(
+        long,
+        env = "GIFTCODE_DATABASE_URL",
+        default_value = "sqlite://data/giftcode.db"
+    )]
     pub database_url: String,
 
     /// Hex key (at least 32 bytes) for the codes' HMAC digests. Required with

@@ -13,8 +13,9 @@ use shared_events::{
     },
     values::{DEFAULT_LIMIT, MAX_LIMIT},
 };
-use sqlx::{Any, AnyConnection, QueryBuilder, Row, any::AnyRow};
+use sqlx::{AnyConnection, Row, any::AnyRow};
 use svc_kit::{
+    db::values_placeholders,
     outbox,
     time::{from_micros, now_micros, to_micros},
 };
@@ -71,7 +72,10 @@ fn validate(req: CreateGroupRequest) -> Result<Spec> {
         bad("name", "must be 1 to 100 characters");
     }
     if !(1..=shared_events::Amount::MAX).contains(&req.amount) {
-        bad("amount", "must be an integer number of minor units from 1 to 10^12");
+        bad(
+            "amount",
+            "must be an integer number of minor units from 1 to 10^12",
+        );
     }
     let prefix = req.prefix.as_deref().map(codes::prefix_display);
     if matches!(prefix, Some(None)) {
@@ -96,20 +100,29 @@ fn validate(req: CreateGroupRequest) -> Result<Spec> {
                 _ => bad("count", "unique groups need a count from 1 to 1,000,000"),
             }
             if req.max_redemptions.is_some() {
-                bad("max_redemptions", "applies to shared groups only; use count");
+                bad(
+                    "max_redemptions",
+                    "applies to shared groups only; use count",
+                );
             }
             if req.code.is_some() {
                 bad("code", "custom codes are for shared groups only");
             }
             if req.per_phone_limit.is_some_and(|n| n < 1) {
-                bad("per_phone_limit", "must be at least 1 (omit it for no limit)");
+                bad(
+                    "per_phone_limit",
+                    "must be at least 1 (omit it for no limit)",
+                );
             }
         }
         Some(GroupKind::Shared) => {
             match req.max_redemptions {
                 Some(n) if (1..=MAX_SHARED_REDEMPTIONS).contains(&n) => {
                     if req.amount.checked_mul(n).is_none() {
-                        bad("max_redemptions", "amount times max_redemptions is too large");
+                        bad(
+                            "max_redemptions",
+                            "amount times max_redemptions is too large",
+                        );
                     }
                 }
                 _ => bad(
@@ -118,10 +131,16 @@ fn validate(req: CreateGroupRequest) -> Result<Spec> {
                 ),
             }
             if req.count.is_some_and(|n| n != 1) {
-                bad("count", "a shared group has exactly one code; use max_redemptions");
+                bad(
+                    "count",
+                    "a shared group has exactly one code; use max_redemptions",
+                );
             }
             if req.per_phone_limit.is_some() {
-                bad("per_phone_limit", "a shared code is redeemable once per phone already");
+                bad(
+                    "per_phone_limit",
+                    "a shared code is redeemable once per phone already",
+                );
             }
             if let Some(code) = req.code.as_deref() {
                 match codes::custom_display(code) {
@@ -140,7 +159,9 @@ fn validate(req: CreateGroupRequest) -> Result<Spec> {
         kind: req.kind.unwrap_or(GroupKind::Unique),
         amount: req.amount,
         count,
-        max_redemptions: req.max_redemptions.filter(|_| req.kind == Some(GroupKind::Shared)),
+        max_redemptions: req
+            .max_redemptions
+            .filter(|_| req.kind == Some(GroupKind::Shared)),
         custom_code,
         prefix,
         per_phone_limit: req.per_phone_limit,
@@ -152,7 +173,9 @@ fn validate(req: CreateGroupRequest) -> Result<Spec> {
 /// Draws `n` distinct codes. A million HMACs take about a second, so the work
 /// is split across the cores; it runs on a blocking thread.
 pub(crate) fn draw_codes(key: &CodeKey, n: usize, prefix: Option<&str>) -> Vec<NewCode> {
-    let threads = std::thread::available_parallelism().map_or(1, |p| p.get()).min(8);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |p| p.get())
+        .min(8);
     let per = n.div_ceil(threads.max(1)).max(1);
     let parts: Vec<Vec<NewCode>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..n)
@@ -272,7 +295,10 @@ impl App {
             if attempts > 100 {
                 return Err(Error::Config("cannot draw unused codes".into()));
             }
-            tracing::warn!(count = collided.len(), "generated codes collided; drawing again");
+            tracing::warn!(
+                count = collided.len(),
+                "generated codes collided; drawing again"
+            );
             let key = self.key().clone();
             let prefix = spec.prefix.clone();
             let fresh = draw_codes(&key, collided.len(), prefix.as_deref());
@@ -280,7 +306,9 @@ impl App {
                 new_codes[stored + slot] = code;
             }
         }
-        let group = fetch_group(&mut tx, &gid).await?.ok_or(Error::GroupNotFound)?;
+        let group = fetch_group(&mut tx, &gid)
+            .await?
+            .ok_or(Error::GroupNotFound)?;
         let event = Envelope::new(
             crate::SOURCE,
             correlation_id,
@@ -311,11 +339,14 @@ impl App {
         let mut conn = self.db().read().acquire().await?;
         let rows = match cursor {
             Some(c) => {
-                sqlx::query(concat!(group_select!(), " WHERE g.id < $1 ORDER BY g.id DESC LIMIT $2"))
-                    .bind(c)
-                    .bind(limit + 1)
-                    .fetch_all(&mut *conn)
-                    .await?
+                sqlx::query(concat!(
+                    group_select!(),
+                    " WHERE g.id < $1 ORDER BY g.id DESC LIMIT $2"
+                ))
+                .bind(c)
+                .bind(limit + 1)
+                .fetch_all(&mut *conn)
+                .await?
             }
             None => {
                 sqlx::query(concat!(group_select!(), " ORDER BY g.id DESC LIMIT $1"))
@@ -324,13 +355,18 @@ impl App {
                     .await?
             }
         };
-        let items = rows.iter().map(group_from_row).collect::<Result<Vec<_>>>()?;
+        let items = rows
+            .iter()
+            .map(group_from_row)
+            .collect::<Result<Vec<_>>>()?;
         Ok(paginate(items, limit, |g| g.id.to_string()))
     }
 
     pub async fn get_group(&self, id: &str) -> Result<Group> {
         let mut conn = self.db().read().acquire().await?;
-        fetch_group(&mut conn, id).await?.ok_or(Error::GroupNotFound)
+        fetch_group(&mut conn, id)
+            .await?
+            .ok_or(Error::GroupNotFound)
     }
 
     /// Activates or deactivates a group; a change emits `group.updated`.
@@ -341,7 +377,9 @@ impl App {
     ) -> Result<Group> {
         let group_id = Uuid::parse_str(&req.id).map_err(|_| Error::GroupNotFound)?;
         let mut tx = self.db().begin().await?;
-        let current = fetch_group(&mut tx, &req.id).await?.ok_or(Error::GroupNotFound)?;
+        let current = fetch_group(&mut tx, &req.id)
+            .await?
+            .ok_or(Error::GroupNotFound)?;
         if current.active == req.active {
             return Ok(current);
         }
@@ -362,7 +400,9 @@ impl App {
             },
         );
         outbox::enqueue(&mut tx, &event).await?;
-        let group = fetch_group(&mut tx, &req.id).await?.ok_or(Error::GroupNotFound)?;
+        let group = fetch_group(&mut tx, &req.id)
+            .await?
+            .ok_or(Error::GroupNotFound)?;
         tx.commit().await?;
         self.wake_outbox();
         Ok(group)
@@ -423,25 +463,34 @@ impl App {
 
 /// Inserts one chunk of codes; returns the positions (within the chunk) of codes
 /// that were not stored because another group already holds them.
-async fn insert_codes(conn: &mut AnyConnection, gid: &str, chunk: &[NewCode]) -> Result<Vec<usize>> {
-    let mut q = QueryBuilder::<Any>::new("INSERT INTO codes (group_id, id, digest, hint) ");
-    q.push_values(chunk, |mut b, c| {
-        b.push_bind(gid.to_owned())
-            .push_bind(c.id.to_string())
-            .push_bind(c.digest.to_vec())
-            .push_bind(c.hint.clone());
-    });
-    q.push(" ON CONFLICT (digest) DO NOTHING");
-    let inserted = q.build().execute(&mut *conn).await?.rows_affected() as usize;
+async fn insert_codes(
+    conn: &mut AnyConnection,
+    gid: &str,
+    chunk: &[NewCode],
+) -> Result<Vec<usize>> {
+    let sql = format!(
+        "INSERT INTO codes (group_id, id, digest, hint) VALUES {} ON CONFLICT (digest) DO NOTHING",
+        values_placeholders(chunk.len(), 4, 1)
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for c in chunk {
+        q = q
+            .bind(gid.to_owned())
+            .bind(c.id.to_string())
+            .bind(c.digest.to_vec())
+            .bind(c.hint.clone());
+    }
+    let inserted = q.execute(&mut *conn).await?.rows_affected() as usize;
     if inserted == chunk.len() {
         return Ok(Vec::new());
     }
     let mut collided = Vec::new();
     for (i, c) in chunk.iter().enumerate() {
-        let owner: Option<String> = sqlx::query_scalar("SELECT group_id FROM codes WHERE digest = $1")
-            .bind(c.digest.to_vec())
-            .fetch_optional(&mut *conn)
-            .await?;
+        let owner: Option<String> =
+            sqlx::query_scalar("SELECT group_id FROM codes WHERE digest = $1")
+                .bind(c.digest.to_vec())
+                .fetch_optional(&mut *conn)
+                .await?;
         if owner.as_deref() != Some(gid) {
             collided.push(i);
         }
@@ -486,7 +535,9 @@ fn code_from_row(row: &AnyRow, cap: i64) -> Result<CodeSummary> {
             CodeStatus::Unredeemed
         },
         redeemed_by: row.try_get("redeemed_by")?,
-        redeemed_at: row.try_get::<Option<i64>, _>("redeemed_at")?.map(from_micros),
+        redeemed_at: row
+            .try_get::<Option<i64>, _>("redeemed_at")?
+            .map(from_micros),
         redemptions: count,
     })
 }

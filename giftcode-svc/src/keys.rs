@@ -17,17 +17,18 @@ use crate::{
 
 pub async fn load(configured: Option<&str>, db: &Db) -> Result<CodeKey> {
     let key = match configured.filter(|k| !k.trim().is_empty()) {
-        Some(hex) => from_hex(hex).and_then(|b| CodeKey::new(&b)).ok_or_else(|| {
-            Error::Config(format!(
-                "GIFTCODE_CODE_KEY must be hex of at least {} bytes",
-                CodeKey::MIN_BYTES
-            ))
-        })?,
+        Some(hex) => from_hex(hex)
+            .and_then(|b| CodeKey::new(&b))
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "GIFTCODE_CODE_KEY must be hex of at least {} bytes",
+                    CodeKey::MIN_BYTES
+                ))
+            })?,
         None => match (db.backend(), db.sqlite_path()) {
             (Backend::Postgres, _) => {
                 return Err(Error::Config(
-                    "GIFTCODE_CODE_KEY is required with PostgreSQL (hex, at least 32 bytes)"
-                        .into(),
+                    "GIFTCODE_CODE_KEY is required with PostgreSQL (hex, at least 32 bytes)".into(),
                 ));
             }
             (Backend::Sqlite, Some(path)) => key_file(&path.with_extension("key"))?,
@@ -45,11 +46,17 @@ fn random_key() -> CodeKey {
 }
 
 fn key_file(path: &Path) -> Result<CodeKey> {
-    let describe = |e: std::io::Error| Error::Config(format!("code key file {}: {e}", path.display()));
+    let describe =
+        |e: std::io::Error| Error::Config(format!("code key file {}: {e}", path.display()));
     match std::fs::read_to_string(path) {
-        Ok(text) => from_hex(&text).and_then(|b| CodeKey::new(&b)).ok_or_else(|| {
-            Error::Config(format!("code key file {} is not a valid key", path.display()))
-        }),
+        Ok(text) => from_hex(&text)
+            .and_then(|b| CodeKey::new(&b))
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "code key file {} is not a valid key",
+                    path.display()
+                ))
+            }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut bytes = [0u8; 32];
             rand::rng().fill_bytes(&mut bytes);
@@ -58,7 +65,8 @@ fn key_file(path: &Path) -> Result<CodeKey> {
             #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
             let mut file = opts.open(path).map_err(describe)?;
-            file.write_all(to_hex(&bytes).as_bytes()).map_err(describe)?;
+            file.write_all(to_hex(&bytes).as_bytes())
+                .map_err(describe)?;
             file.sync_all().map_err(describe)?;
             tracing::info!(path = %path.display(), "generated a new code key");
             CodeKey::new(&bytes).ok_or_else(|| Error::Config("key generation failed".into()))

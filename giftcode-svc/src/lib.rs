@@ -101,7 +101,11 @@ impl Readiness for Ready {
         if self.client.connection_state() != async_nats::connection::State::Connected {
             return Err("NATS is not connected".into());
         }
-        self.app.db().ping().await.map_err(|e| format!("database: {e}"))
+        self.app
+            .db()
+            .ping()
+            .await
+            .map_err(|e| format!("database: {e}"))
     }
 }
 

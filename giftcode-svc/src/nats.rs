@@ -60,47 +60,71 @@ pub async fn serve(app: &App, client: &Client, tracker: &TaskTracker) -> Result<
 async fn handle(app: App, client: Client, subject: &'static str, req: Request) {
     let started = Instant::now();
     let rid = request_id(&req.message);
-    let span = tracing::info_span!("request", endpoint = subject, request_id = rid.as_deref().unwrap_or(""));
+    let span = tracing::info_span!(
+        "request",
+        endpoint = subject,
+        request_id = rid.as_deref().unwrap_or("")
+    );
     let outcome = async {
         let payload = req.message.payload.clone();
         match subject {
-            ep::REDEEM => reply(&req, async {
-                app.redeem(parse_request::<RedeemRequest>(&payload)?, rid.clone()).await
-            })
-            .await,
+            ep::REDEEM => {
+                reply(&req, async {
+                    app.redeem(parse_request::<RedeemRequest>(&payload)?, rid.clone())
+                        .await
+                })
+                .await
+            }
             ep::GROUPS_CREATE => create_group(&app, &client, &req, &payload, rid.clone()).await,
-            ep::GROUPS_LIST => reply(&req, async {
-                app.list_groups(parse_request::<ListGroupsRequest>(&payload)?).await
-            })
-            .await,
-            ep::GROUPS_GET => reply(&req, async {
-                app.get_group(&parse_request::<GetGroupRequest>(&payload)?.id).await
-            })
-            .await,
-            ep::GROUPS_UPDATE => reply(&req, async {
-                app.update_group(parse_request::<UpdateGroupRequest>(&payload)?, rid.clone())
-                    .await
-            })
-            .await,
-            ep::CODES_LIST => reply(&req, async {
-                app.list_codes(parse_request::<ListCodesRequest>(&payload)?).await
-            })
-            .await,
-            ep::CODES_LOOKUP => reply(&req, async {
-                app.lookup_code(&parse_request::<LookupCodeRequest>(&payload)?.code)
-                    .await
-            })
-            .await,
-            ep::REDEMPTIONS_LIST => reply(&req, async {
-                app.list_redemptions(parse_request::<ListRedemptionsRequest>(&payload)?)
-                    .await
-            })
-            .await,
-            ep::REDEMPTIONS_GET => reply(&req, async {
-                app.get_redemption(&parse_request::<GetRedemptionRequest>(&payload)?.id)
-                    .await
-            })
-            .await,
+            ep::GROUPS_LIST => {
+                reply(&req, async {
+                    app.list_groups(parse_request::<ListGroupsRequest>(&payload)?)
+                        .await
+                })
+                .await
+            }
+            ep::GROUPS_GET => {
+                reply(&req, async {
+                    app.get_group(&parse_request::<GetGroupRequest>(&payload)?.id)
+                        .await
+                })
+                .await
+            }
+            ep::GROUPS_UPDATE => {
+                reply(&req, async {
+                    app.update_group(parse_request::<UpdateGroupRequest>(&payload)?, rid.clone())
+                        .await
+                })
+                .await
+            }
+            ep::CODES_LIST => {
+                reply(&req, async {
+                    app.list_codes(parse_request::<ListCodesRequest>(&payload)?)
+                        .await
+                })
+                .await
+            }
+            ep::CODES_LOOKUP => {
+                reply(&req, async {
+                    app.lookup_code(&parse_request::<LookupCodeRequest>(&payload)?.code)
+                        .await
+                })
+                .await
+            }
+            ep::REDEMPTIONS_LIST => {
+                reply(&req, async {
+                    app.list_redemptions(parse_request::<ListRedemptionsRequest>(&payload)?)
+                        .await
+                })
+                .await
+            }
+            ep::REDEMPTIONS_GET => {
+                reply(&req, async {
+                    app.get_redemption(&parse_request::<GetRedemptionRequest>(&payload)?.id)
+                        .await
+                })
+                .await
+            }
             other => {
                 tracing::error!(subject = other, "no handler for endpoint");
                 "internal"

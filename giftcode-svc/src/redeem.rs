@@ -15,8 +15,7 @@ use shared_events::{
     Envelope, Page, Phone,
     events::CodeRedeemed,
     giftcode::{
-        GroupKind, ListRedemptionsRequest, RedeemReply, RedeemRequest, Redemption,
-        RedemptionStatus,
+        GroupKind, ListRedemptionsRequest, RedeemReply, RedeemRequest, Redemption, RedemptionStatus,
     },
 };
 use sqlx::{AnyConnection, Row, any::AnyRow};
@@ -71,11 +70,17 @@ impl App {
         let canonical = codes::canonicalize(&req.code).ok_or(Error::InvalidCode)?;
         let phone = Phone::parse(&req.phone, self.region()).map_err(|_| Error::InvalidPhone)?;
         let digest = self.key().digest(&canonical);
-        let target = self.find_target(&digest).await?.ok_or(Error::CodeNotFound)?;
+        let target = self
+            .find_target(&digest)
+            .await?
+            .ok_or(Error::CodeNotFound)?;
 
         // The same phone redeeming the same code again gets the original back,
         // whatever has happened to the group since.
-        if let Some(original) = self.find_redemption(&target.code_id, phone.as_str()).await? {
+        if let Some(original) = self
+            .find_redemption(&target.code_id, phone.as_str())
+            .await?
+        {
             return Ok(RedeemReply {
                 redemption: original,
                 replayed: true,
@@ -94,9 +99,11 @@ impl App {
 
         let redemption = Redemption {
             id: Uuid::now_v7(),
-            group_id: Uuid::parse_str(&target.group_id).map_err(|e| Error::Db(sqlx::Error::Decode(Box::new(e))))?,
+            group_id: Uuid::parse_str(&target.group_id)
+                .map_err(|e| Error::Db(sqlx::Error::Decode(Box::new(e))))?,
             group_name: target.group_name.clone(),
-            code_id: Uuid::parse_str(&target.code_id).map_err(|e| Error::Db(sqlx::Error::Decode(Box::new(e))))?,
+            code_id: Uuid::parse_str(&target.code_id)
+                .map_err(|e| Error::Db(sqlx::Error::Decode(Box::new(e))))?,
             code_hint: target.hint.clone(),
             phone: phone.into_string(),
             amount: target.amount,
@@ -181,14 +188,17 @@ impl App {
     }
 
     async fn find_redemption(&self, code_id: &str, phone: &str) -> Result<Option<Redemption>> {
-        sqlx::query(concat!(redemption_select!(), " WHERE r.code_id = $1 AND r.phone = $2"))
-            .bind(code_id)
-            .bind(phone)
-            .fetch_optional(self.db().read())
-            .await?
-            .as_ref()
-            .map(redemption_from_row)
-            .transpose()
+        sqlx::query(concat!(
+            redemption_select!(),
+            " WHERE r.code_id = $1 AND r.phone = $2"
+        ))
+        .bind(code_id)
+        .bind(phone)
+        .fetch_optional(self.db().read())
+        .await?
+        .as_ref()
+        .map(redemption_from_row)
+        .transpose()
     }
 
     pub async fn get_redemption(&self, id: &str) -> Result<Redemption> {
@@ -351,7 +361,9 @@ fn redemption_from_row(row: &AnyRow) -> Result<Redemption> {
             RedemptionStatus::Pending
         },
         redeemed_at: from_micros(row.try_get("redeemed_at")?),
-        credited_at: row.try_get::<Option<i64>, _>("credited_at")?.map(from_micros),
+        credited_at: row
+            .try_get::<Option<i64>, _>("credited_at")?
+            .map(from_micros),
         transaction_id: transaction_id.and_then(|t| Uuid::parse_str(&t).ok()),
     })
 }

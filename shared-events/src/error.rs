@@ -48,8 +48,13 @@ impl ErrorCode {
             ValidationFailed | InvalidPhone | InvalidCode | InsufficientFunds => 422,
             Unauthorized => 401,
             NotFound | CodeNotFound | WalletNotFound | GroupNotFound => 404,
-            CodeAlreadyRedeemed | RedemptionLimitReached | PerPhoneLimitReached | WalletExists
-            | IdempotencyConflict | CodeExists | CodeNotYetActive => 409,
+            CodeAlreadyRedeemed
+            | RedemptionLimitReached
+            | PerPhoneLimitReached
+            | WalletExists
+            | IdempotencyConflict
+            | CodeExists
+            | CodeNotYetActive => 409,
             CodeExpired | CodeInactive => 410,
             RateLimited => 429,
             ServiceUnavailable => 503,
@@ -213,7 +218,8 @@ mod tests {
     #[test]
     fn service_error_body_round_trips() {
         let mut err = ServiceError::new(ErrorCode::ValidationFailed, "bad group");
-        err.errors.push(FieldError::new("amount", "must be 1..=10^12"));
+        err.errors
+            .push(FieldError::new("amount", "must be 1..=10^12"));
         let json = serde_json::to_string(&err).expect("serialize");
         assert!(json.contains(r#""code":"validation_failed""#));
         let back: ServiceError = serde_json::from_str(&json).expect("parse");

@@ -298,7 +298,10 @@ mod tests {
         .expect("parse");
         assert_eq!(req.kind, Some(GroupKind::Unique));
         assert_eq!(req.count, Some(10));
-        assert_eq!(req.expires_at.map(|t| t.to_rfc3339()).as_deref(), Some("2027-01-01T00:00:00+00:00"));
+        assert_eq!(
+            req.expires_at.map(|t| t.to_rfc3339()).as_deref(),
+            Some("2027-01-01T00:00:00+00:00")
+        );
         let back: CreateGroupRequest =
             serde_json::from_value(serde_json::to_value(&req).expect("ser")).expect("parse");
         assert_eq!(back, req);
@@ -331,7 +334,10 @@ mod tests {
         };
         let json = serde_json::to_value(&reply).expect("ser");
         assert_eq!(json["redemption"]["status"], "pending");
-        assert_eq!(serde_json::from_value::<RedeemReply>(json).expect("parse"), reply);
+        assert_eq!(
+            serde_json::from_value::<RedeemReply>(json).expect("parse"),
+            reply
+        );
 
         let details = CodeDetails {
             code: CodeSummary {
@@ -345,8 +351,14 @@ mod tests {
             group: group(),
         };
         let json = serde_json::to_value(&details).expect("ser");
-        assert_eq!(json["status"], "redeemed", "code fields are flattened: {json}");
-        assert_eq!(serde_json::from_value::<CodeDetails>(json).expect("parse"), details);
+        assert_eq!(
+            json["status"], "redeemed",
+            "code fields are flattened: {json}"
+        );
+        assert_eq!(
+            serde_json::from_value::<CodeDetails>(json).expect("parse"),
+            details
+        );
 
         let page = crate::Page {
             items: vec![details.code.clone()],

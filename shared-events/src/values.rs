@@ -55,7 +55,8 @@ impl Phone {
         if trimmed.is_empty() || !body.chars().all(allowed) || !(4..=17).contains(&digits) {
             return Err(PhoneError::Invalid);
         }
-        let number = phonenumber::parse(Some(region.0), trimmed).map_err(|_| PhoneError::Invalid)?;
+        let number =
+            phonenumber::parse(Some(region.0), trimmed).map_err(|_| PhoneError::Invalid)?;
         if !phonenumber::is_valid(&number) {
             return Err(PhoneError::Invalid);
         }
@@ -100,7 +101,9 @@ impl Amount {
     pub const MAX: i64 = 1_000_000_000_000;
 
     pub fn new(minor_units: i64) -> Option<Self> {
-        (1..=Self::MAX).contains(&minor_units).then_some(Self(minor_units))
+        (1..=Self::MAX)
+            .contains(&minor_units)
+            .then_some(Self(minor_units))
     }
 
     pub fn get(self) -> i64 {
@@ -150,7 +153,9 @@ mod tests {
         }
         let gb: Region = "gb".parse().expect("GB");
         assert_eq!(
-            Phone::parse("020 7946 0018", gb).expect("UK national").as_str(),
+            Phone::parse("020 7946 0018", gb)
+                .expect("UK national")
+                .as_str(),
             "+442079460018"
         );
     }
@@ -167,7 +172,11 @@ mod tests {
             "555-0000",
             "4155552671;drop",
         ] {
-            assert_eq!(Phone::parse(input, us()), Err(PhoneError::Invalid), "{input}");
+            assert_eq!(
+                Phone::parse(input, us()),
+                Err(PhoneError::Invalid),
+                "{input}"
+            );
         }
         assert!("XX".parse::<Region>().is_err());
     }

@@ -96,7 +96,10 @@ impl Db {
             if path.is_empty() {
                 return Err(DbError::UnsupportedUrl(url.to_owned()));
             }
-            if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+            if let Some(dir) = Path::new(path)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
                 std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir {
                     path: dir.display().to_string(),
                     source,
@@ -153,7 +156,10 @@ impl Db {
 
     /// A cheap round trip, for readiness checks.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1").execute(&self.read).await.map(|_| ())
+        sqlx::query("SELECT 1")
+            .execute(&self.read)
+            .await
+            .map(|_| ())
     }
 
     pub async fn close(&self) {
@@ -179,5 +185,47 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::Database(e) => e.is_unique_violation(),
         _ => false,
+    }
+}
+
+/// `($first, …), (…)` for a multi-row `VALUES` of `rows` × `cols` parameters.
+/// sqlx's `QueryBuilder` emits `?` for the `Any` driver, which PostgreSQL does
+/// not accept; `$n` works on both engines.
+pub fn values_placeholders(rows: usize, cols: usize, first: usize) -> String {
+    let mut out = String::with_capacity(rows * cols * 7);
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push('$');
+            out.push_str(&(first + r * cols + c).to_string());
+        }
+        out.push(')');
+    }
+    out
+}
+
+/// `$first, $first+1, …` for an `IN (…)` list of `n` parameters.
+pub fn list_placeholders(n: usize, first: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_number_from_first() {
+        assert_eq!(values_placeholders(2, 3, 1), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(values_placeholders(1, 1, 4), "($4)");
+        assert_eq!(list_placeholders(3, 2), "$2, $3, $4");
     }
 }

@@ -29,7 +29,10 @@ pub fn router<R: Readiness>(readiness: R, metrics: Metrics) -> Router {
 async fn readyz<R: Readiness>(State(s): State<Arc<HealthState<R>>>) -> impl IntoResponse {
     match s.readiness.ready().await {
         Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
-        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        ),
     }
 }
 

@@ -17,7 +17,11 @@ use shared_events::{ErrorCode, ServiceError, subjects::REQUEST_ID_HEADER};
 #[derive(Debug, Clone, clap::Args)]
 pub struct NatsArgs {
     /// NATS server URL(s), comma-separated.
-    #[arg(long = "nats-url", env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(
+        long = "nats-url",
+        env = "NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
     pub url: String,
     /// NATS user name (with NATS_PASSWORD).
     #[arg(long = "nats-user", env = "NATS_USER")]
@@ -29,7 +33,11 @@ pub struct NatsArgs {
     #[arg(long = "nats-creds", env = "NATS_CREDS")]
     pub creds: Option<std::path::PathBuf>,
     /// Replicas of the JetStream streams this service creates (3 on a cluster).
-    #[arg(long = "nats-stream-replicas", env = "NATS_STREAM_REPLICAS", default_value_t = 1)]
+    #[arg(
+        long = "nats-stream-replicas",
+        env = "NATS_STREAM_REPLICAS",
+        default_value_t = 1
+    )]
     pub stream_replicas: usize,
 }
 
@@ -56,7 +64,10 @@ impl NatsArgs {
                 .connection_timeout(Duration::from_secs(2))
                 .request_timeout(Some(Duration::from_secs(10)));
             opts = match (&self.user, &self.password, &self.creds) {
-                (_, _, Some(path)) => opts.credentials_file(path).await.map_err(ConnectError::Creds)?,
+                (_, _, Some(path)) => opts
+                    .credentials_file(path)
+                    .await
+                    .map_err(ConnectError::Creds)?,
                 (Some(u), Some(p), None) => opts.user_and_password(u.clone(), p.clone()),
                 (None, None, None) => opts,
                 _ => return Err(ConnectError::HalfCredentials),
@@ -85,14 +96,17 @@ pub fn request_id(msg: &Message) -> Option<String> {
 /// Reads a JSON request. A syntax error is `malformed_json`; JSON of the wrong
 /// shape (a missing field, a wrong type, an unknown field) is `validation_failed`.
 pub fn parse_request<T: DeserializeOwned>(payload: &[u8]) -> Result<T, ServiceError> {
-    let payload = if payload.is_empty() { b"{}".as_slice() } else { payload };
-    serde_json::from_slice(payload).map_err(|e| {
-        use serde_json::error::Category;
-        match e.classify() {
-            Category::Data => ServiceError::new(ErrorCode::ValidationFailed, e.to_string()),
-            _ => ServiceError::new(ErrorCode::MalformedJson, e.to_string()),
-        }
-    })
+    let payload = if payload.is_empty() {
+        b"{}".as_slice()
+    } else {
+        payload
+    };
+    // Syntax first, shape second: a struct that denies unknown fields would
+    // otherwise report a truncated document as a bad field.
+    let value: serde_json::Value = serde_json::from_slice(payload)
+        .map_err(|e| ServiceError::new(ErrorCode::MalformedJson, e.to_string()))?;
+    serde_json::from_value(value)
+        .map_err(|e| ServiceError::new(ErrorCode::ValidationFailed, e.to_string()))
 }
 
 /// Encodes an error reply: the service API headers plus the JSON body.

@@ -13,7 +13,7 @@ use std::{sync::Arc, time::Duration};
 use async_nats::jetstream::{self, message::PublishMessage};
 use futures::future::join_all;
 use shared_events::{Envelope, Event};
-use sqlx::{AnyConnection, QueryBuilder, Row};
+use sqlx::{AnyConnection, Row};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -162,15 +162,16 @@ impl Publisher {
         .collect();
         let sent = acked.len();
         if !acked.is_empty() {
-            let mut q = QueryBuilder::new("UPDATE outbox SET sent_at = ");
-            q.push_bind(now_micros()).push(" WHERE seq IN (");
-            let mut list = q.separated(", ");
+            let sql = format!(
+                "UPDATE outbox SET sent_at = $1 WHERE seq IN ({})",
+                crate::db::list_placeholders(acked.len(), 2)
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_micros());
             for seq in &acked {
-                list.push_bind(*seq);
+                q = q.bind(*seq);
             }
-            q.push(")");
             let mut tx = self.db.begin().await.map_err(|e| e.to_string())?;
-            q.build().execute(&mut *tx).await.map_err(|e| e.to_string())?;
+            q.execute(&mut *tx).await.map_err(|e| e.to_string())?;
             tx.commit().await.map_err(|e| e.to_string())?;
             self.metrics.outbox_published.inc_by(sent as u64);
         }
