@@ -11,7 +11,7 @@ mod keys;
 pub mod nats;
 pub mod redeem;
 
-use std::{future::Future, sync::Arc};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use async_nats::jetstream;
 use shared_events::{
@@ -24,7 +24,7 @@ use svc_kit::{
     metrics::Metrics,
     outbox::{self, Publisher, Waker},
 };
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, time::timeout};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub use config::Config;
@@ -161,15 +161,25 @@ pub async fn run(
     tracing::info!(nats = %config.nats.url, "giftcode-svc started");
 
     shutdown.await;
-    if let Err(e) = service.stop().await {
-        tracing::warn!(error = %e, "stopping the NATS service");
+    // Every step of the drain has a deadline: with the broker gone, waiting
+    // for it would hang shutdown forever, and whatever is unsent stays in the
+    // outbox for the next start.
+    let step = |d: u64| Duration::from_secs(d);
+    match timeout(step(5), service.stop()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "stopping the NATS service"),
+        Err(_) => tracing::warn!("stopping the NATS service timed out"),
     }
     tracker.close();
-    tracker.wait().await;
+    if timeout(step(10), tracker.wait()).await.is_err() {
+        tracing::warn!("requests still in flight after 10 s; stopping anyway");
+    }
     stop.cancel();
-    let _ = publisher.await;
-    let _ = client.flush().await;
-    let _ = http.await;
+    if timeout(step(10), publisher).await.is_err() {
+        tracing::warn!("outbox publisher did not finish; unsent events stay for the next start");
+    }
+    let _ = timeout(step(2), client.flush()).await;
+    let _ = timeout(step(5), http).await;
     app.db().close().await;
     tracing::info!("giftcode-svc stopped");
     Ok(())

@@ -54,8 +54,11 @@ pub struct Db {
     sqlite_path: Option<std::path::PathBuf>,
 }
 
+/// WAL and `synchronous = FULL`: a commit is on disk when it returns
+/// (DESIGN.md §2). The page cache (64 MiB at most, used as needed) keeps large
+/// transactions from spilling pages to the log mid-way.
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;";
+     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536;";
 
 impl Db {
     /// Opens (creating if needed) the database at `url` and runs the migrations.
@@ -188,34 +191,40 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     }
 }
 
-/// `($first, …), (…)` for a multi-row `VALUES` of `rows` × `cols` parameters.
-/// sqlx's `QueryBuilder` emits `?` for the `Any` driver, which PostgreSQL does
-/// not accept; `$n` works on both engines.
-pub fn values_placeholders(rows: usize, cols: usize, first: usize) -> String {
-    let mut out = String::with_capacity(rows * cols * 7);
-    for r in 0..rows {
-        if r > 0 {
-            out.push_str(", ");
+impl Backend {
+    /// The placeholder of parameter `n` (1-based). PostgreSQL numbers them
+    /// (`$n`). SQLite gets anonymous `?`: for numbered or named parameters
+    /// SQLite resolves each name through a linear list, and sqlx asks for every
+    /// parameter's name, so a statement of thousands of `$n` parameters binds in
+    /// quadratic time. Multi-row statements must bind in placeholder order.
+    pub fn placeholder(self, n: usize) -> String {
+        match self {
+            Backend::Sqlite => "?".to_owned(),
+            Backend::Postgres => format!("${n}"),
         }
-        out.push('(');
-        for c in 0..cols {
-            if c > 0 {
-                out.push_str(", ");
-            }
-            out.push('$');
-            out.push_str(&(first + r * cols + c).to_string());
-        }
-        out.push(')');
     }
-    out
-}
 
-/// `$first, $first+1, …` for an `IN (…)` list of `n` parameters.
-pub fn list_placeholders(n: usize, first: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    /// `(…), (…)` for a multi-row `VALUES` of `rows` × `cols` parameters,
+    /// numbered from `first`.
+    pub fn values_placeholders(self, rows: usize, cols: usize, first: usize) -> String {
+        (0..rows)
+            .map(|r| {
+                let row: Vec<String> = (0..cols)
+                    .map(|c| self.placeholder(first + r * cols + c))
+                    .collect();
+                format!("({})", row.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The parameters of an `IN (…)` list of `n`, numbered from `first`.
+    pub fn list_placeholders(self, n: usize, first: usize) -> String {
+        (first..first + n)
+            .map(|i| self.placeholder(i))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 #[cfg(test)]
@@ -223,9 +232,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn placeholders_number_from_first() {
-        assert_eq!(values_placeholders(2, 3, 1), "($1, $2, $3), ($4, $5, $6)");
-        assert_eq!(values_placeholders(1, 1, 4), "($4)");
-        assert_eq!(list_placeholders(3, 2), "$2, $3, $4");
+    fn placeholders_follow_the_engine() {
+        let pg = Backend::Postgres;
+        assert_eq!(
+            pg.values_placeholders(2, 3, 1),
+            "($1, $2, $3), ($4, $5, $6)"
+        );
+        assert_eq!(pg.values_placeholders(1, 1, 4), "($4)");
+        assert_eq!(pg.list_placeholders(3, 2), "$2, $3, $4");
+        let lite = Backend::Sqlite;
+        assert_eq!(lite.values_placeholders(2, 2, 1), "(?, ?), (?, ?)");
+        assert_eq!(lite.list_placeholders(2, 2), "?, ?");
     }
 }

@@ -78,7 +78,7 @@ impl Publisher {
         let mut rounds: u64 = 0;
         loop {
             rounds += 1;
-            if rounds % 600 == 0 {
+            if rounds.is_multiple_of(600) {
                 self.prune().await;
             }
             match self.publish_batch().await {
@@ -162,9 +162,11 @@ impl Publisher {
         .collect();
         let sent = acked.len();
         if !acked.is_empty() {
+            let backend = self.db.backend();
             let sql = format!(
-                "UPDATE outbox SET sent_at = $1 WHERE seq IN ({})",
-                crate::db::list_placeholders(acked.len(), 2)
+                "UPDATE outbox SET sent_at = {} WHERE seq IN ({})",
+                backend.placeholder(1),
+                backend.list_placeholders(acked.len(), 2)
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_micros());
             for seq in &acked {

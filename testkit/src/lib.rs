@@ -176,6 +176,8 @@ impl Drop for NatsServer {
 pub struct Postgres {
     port: u16,
     _dir: TempDir,
+    /// Runs for the life of the test process; the watchdog ends it.
+    _server: Child,
 }
 
 static POSTGRES: OnceLock<Postgres> = OnceLock::new();
@@ -184,12 +186,11 @@ fn postgres_bin_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("PG_BIN_DIR") {
         return PathBuf::from(dir);
     }
-    if let Some(initdb) = which("initdb") {
-        if let Ok(real) = std::fs::canonicalize(&initdb) {
-            if let Some(dir) = real.parent() {
-                return dir.to_path_buf();
-            }
-        }
+    if let Some(initdb) = which("initdb")
+        && let Ok(real) = std::fs::canonicalize(&initdb)
+        && let Some(dir) = real.parent()
+    {
+        return dir.to_path_buf();
     }
     let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
@@ -312,7 +313,11 @@ impl Postgres {
             .stderr(Stdio::null())
             .spawn();
         wait_for_port(port, "postgres", Duration::from_secs(30));
-        Postgres { port, _dir: dir }
+        Postgres {
+            port,
+            _dir: dir,
+            _server: child,
+        }
     }
 
     /// A new, empty database in the cluster; returns its URL.

