@@ -212,7 +212,7 @@ pub fn draw_codes(key: &CodeKey, n: usize, prefix: Option<&str>) -> Vec<NewCode>
     // random page of the digest index per code. Sorted by digest, and with
     // ids (UUID v7, increasing) given in that order, both indexes of `codes`
     // are written front to back: a 1M-code group stays seconds, not minutes.
-    out.sort_unstable_by(|a, b| a.digest.cmp(&b.digest));
+    out.sort_unstable_by_key(|c| c.digest);
     for c in &mut out {
         c.id = Uuid::now_v7();
     }
