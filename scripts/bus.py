@@ -40,7 +40,14 @@ async def req(nc, subject, payload):
             sys.exit("no reply within 10 s")
         show(msg)
         data = json.loads(msg.data or b"{}")
-        # groups.create replies in frames: group, codes..., end.
+        # groups.create replies in frames: group, codes..., end. A redeem is
+        # followed by wallet-svc's credit notice on the same inbox.
+        if subject == "giftcode.redeem" and not msg.headers and "redemption_id" not in data:
+            try:
+                show(await sub.next_msg(timeout=3))
+            except Exception:
+                print("(no credit notice within 3 s: is wallet-svc running?)")
+            return
         if msg.headers or data.get("type") in (None, "end"):
             return
 

@@ -9,14 +9,14 @@ command -v cargo >/dev/null || die "cargo not found: install the Rust toolchain 
 command -v curl >/dev/null || die "curl not found: apt-get install curl"
 ensure_nats_server
 
-for port in 4222 8222 8082; do
+for port in 4222 8222 8081 8082; do
   if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then
     die "port $port is already in use (is the platform already running?)"
   fi
 done
 
 say "building the services (release; the first build takes a few minutes)"
-cargo build --release --quiet -p giftcode-svc
+cargo build --release --quiet -p giftcode-svc -p wallet-svc
 
 mkdir -p data/logs
 pids=()
@@ -50,18 +50,23 @@ wait_url "http://127.0.0.1:8222/healthz?js-enabled-only=true" nats-server
 
 setsid ./target/release/giftcode-svc >data/logs/giftcode-svc.log 2>&1 &
 pids+=($!)
+setsid ./target/release/wallet-svc >data/logs/wallet-svc.log 2>&1 &
+pids+=($!)
 wait_url "http://127.0.0.1:8082/readyz" giftcode-svc
+wait_url "http://127.0.0.1:8081/readyz" wallet-svc
 
 cat <<TXT
 
   The platform is up (logs in data/logs/, data in data/):
     nats-server   nats://127.0.0.1:4222   monitoring http://127.0.0.1:8222
     giftcode-svc  NATS service 'giftcode' health http://127.0.0.1:8082/readyz
+    wallet-svc    NATS service 'wallet'   health http://127.0.0.1:8081/readyz
 
   Try it (needs: pip install nats-py):
     python3 scripts/bus.py req giftcode.groups.create '{"name":"Launch","kind":"unique","amount":500,"count":3}'
     python3 scripts/bus.py req giftcode.redeem '{"code":"<a code from above>","phone":"+14155552671"}'
-    python3 scripts/bus.py stream GIFTCODE_EVENTS
+    python3 scripts/bus.py req wallet.wallets.get '{"phone":"+14155552671"}'
+    python3 scripts/bus.py stream WALLET_EVENTS
 
   Ctrl-C stops everything.
 TXT

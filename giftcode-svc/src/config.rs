@@ -35,7 +35,7 @@ pub struct Config {
     pub code_key: Option<String>,
 
     /// The platform currency (ISO 4217), echoed on every amount.
-    #[arg(long, env = "CURRENCY", default_value = "USD", value_parser = parse_currency)]
+    #[arg(long, env = "CURRENCY", default_value = "USD", value_parser = svc_kit::parse_currency)]
     pub currency: String,
 
     /// Region (ISO 3166 alpha-2) for reading phone numbers in national format.
@@ -45,13 +45,4 @@ pub struct Config {
     /// Log output: text or json.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
-}
-
-fn parse_currency(s: &str) -> Result<String, String> {
-    let c = s.trim().to_ascii_uppercase();
-    if c.len() == 3 && c.chars().all(|ch| ch.is_ascii_uppercase()) {
-        Ok(c)
-    } else {
-        Err(format!("{s:?} is not a three-letter currency code"))
-    }
 }

@@ -11,7 +11,6 @@ use shared_events::{
         CodeDetails, CodeStatus, CodeSummary, CreateGroupRequest, Group, GroupKind, GroupStats,
         GroupStatus, ListCodesRequest, ListGroupsRequest, UpdateGroupRequest,
     },
-    values::{DEFAULT_LIMIT, MAX_LIMIT},
 };
 use sqlx::{AnyConnection, Row, any::AnyRow};
 use svc_kit::{
@@ -363,7 +362,7 @@ impl App {
             .iter()
             .map(group_from_row)
             .collect::<Result<Vec<_>>>()?;
-        Ok(paginate(items, limit, |g| g.id.to_string()))
+        Ok(Page::from_overfetch(items, limit, |g| g.id.to_string()))
     }
 
     pub async fn get_group(&self, id: &str) -> Result<Group> {
@@ -443,7 +442,7 @@ impl App {
             .iter()
             .map(|r| code_from_row(r, cap))
             .collect::<Result<Vec<_>>>()?;
-        Ok(paginate(items, limit, |c| c.id.to_string()))
+        Ok(Page::from_overfetch(items, limit, |c| c.id.to_string()))
     }
 
     /// One code's details, found by the full code as typed.
@@ -610,10 +609,7 @@ fn group_from_row(row: &AnyRow) -> Result<Group> {
 }
 
 pub(crate) fn page_limit(limit: Option<u32>) -> Result<i64> {
-    match limit.unwrap_or(DEFAULT_LIMIT) {
-        n @ 1..=MAX_LIMIT => Ok(i64::from(n)),
-        _ => Err(Error::validation("limit", "must be from 1 to 500")),
-    }
+    shared_events::values::page_limit(limit).map_err(|e| Error::Validation(vec![e]))
 }
 
 /// Cursors are the id of the last item of the previous page.
@@ -624,12 +620,4 @@ pub(crate) fn parse_cursor(cursor: Option<&str>) -> Result<Option<String>> {
             .map(|u| Some(u.to_string()))
             .map_err(|_| Error::validation("cursor", "is not a cursor this service gave out")),
     }
-}
-
-/// Cuts a `limit + 1` fetch to `limit` items and a cursor if there is more.
-pub(crate) fn paginate<T>(mut items: Vec<T>, limit: i64, key: impl Fn(&T) -> String) -> Page<T> {
-    let more = items.len() as i64 > limit;
-    items.truncate(limit as usize);
-    let next_cursor = if more { items.last().map(key) } else { None };
-    Page { items, next_cursor }
 }

@@ -5,6 +5,7 @@
 
 pub mod codes;
 mod config;
+pub mod credits;
 pub mod error;
 pub mod groups;
 mod keys;
@@ -16,9 +17,13 @@ use std::{future::Future, sync::Arc, time::Duration};
 use async_nats::jetstream;
 use shared_events::{
     Region,
-    subjects::{GIFTCODE_EVENTS_STREAM, GIFTCODE_EVENTS_SUBJECTS},
+    subjects::{
+        GIFTCODE_EVENTS_STREAM, GIFTCODE_EVENTS_SUBJECTS, WALLET_EVENTS_STREAM,
+        WALLET_EVENTS_SUBJECTS, events,
+    },
 };
 use svc_kit::{
+    consumer,
     db::{Db, Migrations},
     health::Readiness,
     metrics::Metrics,
@@ -32,6 +37,8 @@ pub use error::{Error, Result};
 
 /// The `source` of the events this service emits.
 pub const SOURCE: &str = "giftcode-svc";
+/// The durable consumer of credit events, shared by all replicas.
+pub const CREDITS_CONSUMER: &str = "giftcode-svc-credits";
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -124,25 +131,43 @@ pub async fn run(
         .await
         .map_err(|e| Error::Nats(e.to_string()))?;
     let js = jetstream::new(client.clone());
-    outbox::ensure_stream(
-        &js,
-        GIFTCODE_EVENTS_STREAM,
-        GIFTCODE_EVENTS_SUBJECTS,
-        config.nats.stream_replicas,
-    )
-    .await
-    .map_err(Error::Nats)?;
+    // It publishes to the first and consumes the second, which wallet-svc may
+    // not have created yet.
+    for (name, subjects) in [
+        (GIFTCODE_EVENTS_STREAM, GIFTCODE_EVENTS_SUBJECTS),
+        (WALLET_EVENTS_STREAM, WALLET_EVENTS_SUBJECTS),
+    ] {
+        outbox::ensure_stream(&js, name, subjects, config.nats.stream_replicas)
+            .await
+            .map_err(Error::Nats)?;
+    }
 
     let stop = CancellationToken::new();
     let publisher = tokio::spawn(
         Publisher {
             db: app.db().clone(),
-            js,
+            js: js.clone(),
             waker: app.0.waker.clone(),
             metrics: app.metrics().clone(),
         }
         .run(stop.clone()),
     );
+    let consuming = CancellationToken::new();
+    let credits = {
+        let app = app.clone();
+        tokio::spawn(consumer::run(
+            js,
+            consumer::Spec {
+                stream: WALLET_EVENTS_STREAM,
+                durable: CREDITS_CONSUMER.to_owned(),
+                filter: events::WALLET_CREDITED,
+                ack_wait: Duration::from_secs(30),
+                batch: 256,
+            },
+            consuming.clone(),
+            move |msg| credits::handle(app.clone(), msg),
+        ))
+    };
     let tracker = TaskTracker::new();
     let service = nats::serve(&app, &client, &tracker).await?;
     let router = svc_kit::health::router(
@@ -165,6 +190,8 @@ pub async fn run(
     // for it would hang shutdown forever, and whatever is unsent stays in the
     // outbox for the next start.
     let step = |d: u64| Duration::from_secs(d);
+    consuming.cancel();
+    let _ = timeout(step(10), credits).await;
     match timeout(step(5), service.stop()).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::warn!(error = %e, "stopping the NATS service"),

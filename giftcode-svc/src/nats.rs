@@ -6,9 +6,8 @@ use std::time::Instant;
 
 use async_nats::{
     Client,
-    service::{Request, Service, ServiceExt},
+    service::{Request, Service},
 };
-use futures::StreamExt;
 use shared_events::{
     ServiceError,
     giftcode::{
@@ -29,32 +28,17 @@ const CODES_PER_FRAME: usize = 10_000;
 
 /// Registers the service and its endpoints and starts serving them.
 pub async fn serve(app: &App, client: &Client, tracker: &TaskTracker) -> Result<Service, Error> {
-    let service = client
-        .service_builder()
-        .description("Gift-code groups, codes and redemptions")
-        .start(GIFTCODE_SERVICE, env!("CARGO_PKG_VERSION"))
-        .await
-        .map_err(|e| Error::Nats(format!("cannot register service: {e}")))?;
-    for subject in ep::ALL {
-        let name = subject
-            .strip_prefix("giftcode.")
-            .unwrap_or(subject)
-            .replace('.', "-");
-        let mut endpoint = service
-            .endpoint_builder()
-            .name(name)
-            .add(subject)
-            .await
-            .map_err(|e| Error::Nats(format!("cannot add endpoint {subject}: {e}")))?;
-        let (app, client, inner) = (app.clone(), client.clone(), tracker.clone());
-        tracker.spawn(async move {
-            while let Some(req) = endpoint.next().await {
-                let (app, client) = (app.clone(), client.clone());
-                inner.spawn(async move { handle(app, client, subject, req).await });
-            }
-        });
-    }
-    Ok(service)
+    let (app, nats) = (app.clone(), client.clone());
+    svc_kit::nats::serve(
+        client,
+        GIFTCODE_SERVICE,
+        "Gift-code groups, codes and redemptions",
+        &ep::ALL,
+        tracker,
+        move |subject, req| handle(app.clone(), nats.clone(), subject, req),
+    )
+    .await
+    .map_err(Error::Nats)
 }
 
 async fn handle(app: App, client: Client, subject: &'static str, req: Request) {
@@ -70,8 +54,13 @@ async fn handle(app: App, client: Client, subject: &'static str, req: Request) {
         match subject {
             ep::REDEEM => {
                 reply(&req, async {
-                    app.redeem(parse_request::<RedeemRequest>(&payload)?, rid.clone())
-                        .await
+                    let inbox = req.message.reply.as_ref().map(|r| r.as_str());
+                    app.redeem(
+                        parse_request::<RedeemRequest>(&payload)?,
+                        rid.clone(),
+                        inbox,
+                    )
+                    .await
                 })
                 .await
             }

@@ -17,6 +17,7 @@ use shared_events::{
     giftcode::{
         GroupKind, ListRedemptionsRequest, RedeemReply, RedeemRequest, Redemption, RedemptionStatus,
     },
+    subjects::REPLY_INBOX_HEADER,
 };
 use sqlx::{AnyConnection, Row, any::AnyRow};
 use svc_kit::{
@@ -28,7 +29,7 @@ use uuid::Uuid;
 use crate::{
     App, codes,
     error::{Error, Result},
-    groups::{page_limit, paginate, parse_cursor, uuid_at},
+    groups::{page_limit, parse_cursor, uuid_at},
 };
 
 macro_rules! redemption_select {
@@ -62,10 +63,14 @@ enum Refusal {
 }
 
 impl App {
+    /// Redeems a code for a phone. `reply_inbox` is the caller's inbox: it
+    /// travels with the `code.redeemed` event so that wallet-svc can send the
+    /// credit notice straight to the caller (DESIGN.md §7 step 4).
     pub async fn redeem(
         &self,
         req: RedeemRequest,
         correlation_id: Option<String>,
+        reply_inbox: Option<&str>,
     ) -> Result<RedeemReply> {
         let canonical = codes::canonicalize(&req.code).ok_or(Error::InvalidCode)?;
         let phone = Phone::parse(&req.phone, self.region()).map_err(|_| Error::InvalidPhone)?;
@@ -114,7 +119,16 @@ impl App {
             transaction_id: None,
         };
         let mut tx = self.db().begin().await?;
-        match record(&mut tx, &target, &redemption, now, correlation_id.clone()).await {
+        match record(
+            &mut tx,
+            &target,
+            &redemption,
+            now,
+            correlation_id.clone(),
+            reply_inbox,
+        )
+        .await
+        {
             Ok(()) => {
                 tx.commit().await?;
                 self.wake_outbox();
@@ -247,7 +261,7 @@ impl App {
             .iter()
             .map(redemption_from_row)
             .collect::<Result<Vec<_>>>()?;
-        Ok(paginate(items, limit, |r| r.id.to_string()))
+        Ok(Page::from_overfetch(items, limit, |r| r.id.to_string()))
     }
 }
 
@@ -259,6 +273,7 @@ async fn record(
     r: &Redemption,
     now: i64,
     correlation_id: Option<String>,
+    reply_inbox: Option<&str>,
 ) -> Result<(), Refusal> {
     let db = |e: sqlx::Error| Refusal::Error(Error::Db(e));
     let inserted = sqlx::query(
@@ -340,7 +355,12 @@ async fn record(
             redeemed_at: r.redeemed_at,
         },
     );
-    outbox::enqueue(conn, &event).await.map_err(db)?;
+    let headers: Vec<(&str, &str)> = reply_inbox
+        .map(|inbox| vec![(REPLY_INBOX_HEADER, inbox)])
+        .unwrap_or_default();
+    outbox::enqueue_with_headers(conn, &event, &headers)
+        .await
+        .map_err(db)?;
     Ok(())
 }
 

@@ -11,6 +11,7 @@ pub mod events;
 pub mod giftcode;
 pub mod subjects;
 pub mod values;
+pub mod wallet;
 
 pub use envelope::{Envelope, Event};
 pub use error::{ErrorCode, FieldError, ServiceError};

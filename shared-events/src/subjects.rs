@@ -19,6 +19,12 @@ pub const WALLET_SERVICE: &str = "wallet";
 /// the events' `correlation_id`.
 pub const REQUEST_ID_HEADER: &str = "X-Request-Id";
 
+/// Header on a `code.redeemed` event naming the inbox of the request that
+/// caused it (DESIGN.md §7 step 4). wallet-svc publishes a
+/// [`crate::wallet::CreditNotice`] there once the credit is committed, so the
+/// caller gets its merged answer without polling.
+pub const REPLY_INBOX_HEADER: &str = "Platform-Reply-Inbox";
+
 /// Endpoint subjects of the `giftcode` service: `<service>.<resource>.<verb>`.
 pub mod giftcode {
     pub const REDEEM: &str = "giftcode.redeem";
@@ -53,4 +59,27 @@ pub mod events {
     pub const WALLET_CREATED: &str = "wallet.events.wallet.created";
     pub const WALLET_CREDITED: &str = "wallet.events.wallet.credited";
     pub const WALLET_DEBITED: &str = "wallet.events.wallet.debited";
+}
+
+/// Endpoint subjects of the `wallet` service: `<service>.<resource>.<verb>`.
+pub mod wallet {
+    pub const WALLETS_CREATE: &str = "wallet.wallets.create";
+    pub const WALLETS_GET: &str = "wallet.wallets.get";
+    pub const WALLETS_LIST: &str = "wallet.wallets.list";
+    pub const TRANSACTIONS_LIST: &str = "wallet.transactions.list";
+    pub const CREDITS_CREATE: &str = "wallet.credits.create";
+    pub const DEBITS_CREATE: &str = "wallet.debits.create";
+    pub const FUNDING_GET: &str = "wallet.funding.get";
+    pub const LEDGER_CHECK: &str = "wallet.ledger.check";
+
+    pub const ALL: [&str; 8] = [
+        WALLETS_CREATE,
+        WALLETS_GET,
+        WALLETS_LIST,
+        TRANSACTIONS_LIST,
+        CREDITS_CREATE,
+        DEBITS_CREATE,
+        FUNDING_GET,
+        LEDGER_CHECK,
+    ];
 }

@@ -130,6 +130,25 @@ pub struct Page<T> {
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 500;
 
+/// A requested page size, defaulted and checked against 1..=500.
+pub fn page_limit(limit: Option<u32>) -> Result<i64, crate::FieldError> {
+    match limit.unwrap_or(DEFAULT_LIMIT) {
+        n @ 1..=MAX_LIMIT => Ok(i64::from(n)),
+        _ => Err(crate::FieldError::new("limit", "must be from 1 to 500")),
+    }
+}
+
+impl<T> Page<T> {
+    /// Builds a page from a query that fetched `limit + 1` rows: the extra row
+    /// only says there is more, and the last kept item's key is the cursor.
+    pub fn from_overfetch(mut items: Vec<T>, limit: i64, key: impl Fn(&T) -> String) -> Self {
+        let more = items.len() as i64 > limit;
+        items.truncate(usize::try_from(limit).unwrap_or(0));
+        let next_cursor = if more { items.last().map(key) } else { None };
+        Page { items, next_cursor }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +205,20 @@ mod tests {
         let ok: Phone = serde_json::from_str("\"+14155552671\"").expect("e164");
         assert_eq!(serde_json::to_string(&ok).expect("ser"), "\"+14155552671\"");
         assert!(serde_json::from_str::<Phone>("\"(415) 555-2671\"").is_err());
+    }
+
+    #[test]
+    fn pages_cut_the_overfetch() {
+        let page = Page::from_overfetch(vec![1, 2, 3], 2, |n| n.to_string());
+        assert_eq!(
+            (page.items, page.next_cursor),
+            (vec![1, 2], Some("2".into()))
+        );
+        let last = Page::from_overfetch(vec![1, 2], 2, |n| n.to_string());
+        assert_eq!((last.items, last.next_cursor), (vec![1, 2], None));
+        assert_eq!(page_limit(None), Ok(50));
+        assert_eq!(page_limit(Some(500)), Ok(500));
+        assert!(page_limit(Some(0)).is_err() && page_limit(Some(501)).is_err());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! request/reply plumbing, the health and metrics HTTP surface, logging set-up and
 //! the shutdown signal.
 
+pub mod consumer;
 pub mod db;
 pub mod health;
 pub mod metrics;
@@ -35,4 +36,14 @@ pub async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutdown signal received, draining");
+}
+
+/// A currency code as configured (`CURRENCY`): three letters, upper-cased.
+pub fn parse_currency(s: &str) -> Result<String, String> {
+    let c = s.trim().to_ascii_uppercase();
+    if c.len() == 3 && c.chars().all(|ch| ch.is_ascii_uppercase()) {
+        Ok(c)
+    } else {
+        Err(format!("{s:?} is not a three-letter currency code"))
+    }
 }

@@ -121,6 +121,62 @@ pub fn error_reply(err: &ServiceError) -> (HeaderMap, Bytes) {
     (headers, body.into())
 }
 
+/// Registers the NATS service `name` with one endpoint per subject (named after
+/// the subject without the service prefix, e.g. `groups-create`), in the
+/// default queue group so replicas share the load. Each request is handled on
+/// its own task on `tracker`, so shutdown can wait for those in flight.
+pub async fn serve<H, Fut>(
+    client: &Client,
+    name: &str,
+    description: &str,
+    subjects: &[&'static str],
+    tracker: &tokio_util::task::TaskTracker,
+    handler: H,
+) -> Result<async_nats::service::Service, String>
+where
+    H: Fn(&'static str, Request) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    use async_nats::service::ServiceExt;
+    use futures::StreamExt;
+    let service = client
+        .service_builder()
+        .description(description)
+        .start(name, env!("CARGO_PKG_VERSION"))
+        .await
+        .map_err(|e| format!("cannot register service {name}: {e}"))?;
+    for &subject in subjects {
+        let endpoint_name = subject
+            .strip_prefix(name)
+            .map(|s| s.trim_start_matches('.'))
+            .unwrap_or(subject)
+            .replace('.', "-");
+        let mut endpoint = service
+            .endpoint_builder()
+            .name(endpoint_name)
+            .add(subject)
+            .await
+            .map_err(|e| format!("cannot add endpoint {subject}: {e}"))?;
+        let (handler, inner) = (handler.clone(), tracker.clone());
+        tracker.spawn(async move {
+            while let Some(req) = endpoint.next().await {
+                inner.spawn(handler(subject, req));
+            }
+        });
+    }
+    Ok(service)
+}
+
+/// Sends `result` as the reply and returns its outcome word (`ok` or the error
+/// code) for metrics.
+pub async fn reply<T: Serialize>(req: &Request, result: Result<T, ServiceError>) -> &'static str {
+    respond(req, &result).await;
+    match &result {
+        Ok(_) => "ok",
+        Err(e) => e.code.as_str(),
+    }
+}
+
 /// Answers a service request with a JSON value or an error reply. An error is
 /// sent as a normal payload with the error headers set, because the service API's
 /// own error reply has no body to carry `{code, message}`.

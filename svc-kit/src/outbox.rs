@@ -6,7 +6,7 @@
 //! window and the consumers' idempotency make the re-send harmless.
 //!
 //! Every service that uses it has this table in its migrations:
-//! `outbox(seq, event_id UNIQUE, subject, payload, created_at, sent_at)`.
+//! `outbox(seq, event_id UNIQUE, subject, payload, headers, created_at, sent_at)`.
 
 use std::{sync::Arc, time::Duration};
 
@@ -32,13 +32,30 @@ pub async fn enqueue<T: Event>(
     conn: &mut AnyConnection,
     event: &Envelope<T>,
 ) -> Result<(), sqlx::Error> {
+    enqueue_with_headers(conn, event, &[]).await
+}
+
+/// Like [`enqueue`], with extra NATS headers to publish the event with.
+pub async fn enqueue_with_headers<T: Event>(
+    conn: &mut AnyConnection,
+    event: &Envelope<T>,
+    headers: &[(&str, &str)],
+) -> Result<(), sqlx::Error> {
     let payload = serde_json::to_string(event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let headers = if headers.is_empty() {
+        None
+    } else {
+        let map: std::collections::BTreeMap<&str, &str> = headers.iter().copied().collect();
+        Some(serde_json::to_string(&map).map_err(|e| sqlx::Error::Encode(Box::new(e)))?)
+    };
     sqlx::query(
-        "INSERT INTO outbox (event_id, subject, payload, created_at) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO outbox (event_id, subject, payload, headers, created_at) \
+         VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(event.id.to_string())
     .bind(T::SUBJECT)
     .bind(payload)
+    .bind(headers)
     .bind(now_micros())
     .execute(conn)
     .await?;
@@ -68,6 +85,7 @@ struct Row_ {
     event_id: String,
     subject: String,
     payload: String,
+    headers: Option<String>,
 }
 
 impl Publisher {
@@ -114,7 +132,7 @@ impl Publisher {
     /// Publishes are pipelined: all are sent, then all acks awaited.
     pub async fn publish_batch(&self) -> Result<usize, String> {
         let rows = sqlx::query(
-            "SELECT seq, event_id, subject, payload FROM outbox \
+            "SELECT seq, event_id, subject, payload, headers FROM outbox \
              WHERE sent_at IS NULL ORDER BY seq LIMIT $1",
         )
         .bind(BATCH)
@@ -133,10 +151,19 @@ impl Publisher {
                 event_id: row.try_get("event_id").map_err(|e| e.to_string())?,
                 subject: row.try_get("subject").map_err(|e| e.to_string())?,
                 payload: row.try_get("payload").map_err(|e| e.to_string())?,
+                headers: row.try_get("headers").map_err(|e| e.to_string())?,
             };
-            let msg = PublishMessage::build()
+            let mut msg = PublishMessage::build()
                 .payload(row.payload.into_bytes().into())
                 .message_id(&row.event_id);
+            let extra: std::collections::BTreeMap<String, String> = row
+                .headers
+                .as_deref()
+                .and_then(|h| serde_json::from_str(h).ok())
+                .unwrap_or_default();
+            for (name, value) in extra {
+                msg = msg.header(name.as_str(), value.as_str());
+            }
             match self.js.send_publish(row.subject, msg).await {
                 Ok(ack) => pending.push((row.seq, ack)),
                 Err(e) => {

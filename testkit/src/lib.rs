@@ -346,3 +346,4 @@ impl Postgres {
         format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
     }
 }
+pub mod bus;

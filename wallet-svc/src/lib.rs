@@ -1,67 +1,202 @@
-//! wallet-svc — a skeleton. Wallets and their double-entry ledger: the NATS service `wallet`.
-//!
-//! So far it connects to NATS and serves `/healthz`, `/readyz` and `/metrics`;
-//! its domain is built by its own issue on top of svc-kit and shared-events.
+//! wallet-svc: wallets and their double-entry ledger (DESIGN.md §5, §7 step 3).
+//! It owns its database, answers the NATS service `wallet`, credits wallets
+//! from `giftcode.events.code.redeemed` (exactly once in effect), and publishes
+//! `wallet.events.>` to JetStream through its outbox. Its HTTP port serves only
+//! `/healthz`, `/readyz` and `/metrics`.
 
-use std::{future::Future, net::SocketAddr};
+mod config;
+pub mod error;
+pub mod ledger;
+pub mod nats;
+pub mod redemptions;
+pub mod wallets;
 
-use svc_kit::{health::Readiness, metrics::Metrics, nats::NatsArgs, telemetry::LogFormat};
-use tokio::net::TcpListener;
+use std::{future::Future, sync::Arc, time::Duration};
 
-#[derive(Debug, Clone, clap::Parser)]
-#[command(
-    name = "wallet-svc",
-    version,
-    about = "Wallets and their double-entry ledger: the NATS service `wallet`. (skeleton: health endpoints only)",
-    after_help = "Logging is filtered with RUST_LOG (default: info)."
-)]
-pub struct Config {
-    #[command(flatten)]
-    pub nats: NatsArgs,
-    /// Address of the HTTP server.
-    #[arg(long, env = "WALLET_HTTP_ADDR", default_value = "0.0.0.0:8081")]
-    pub http_addr: SocketAddr,
-    /// Log output: text or json.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
-    pub log_format: LogFormat,
+use async_nats::jetstream;
+use shared_events::{
+    Region,
+    subjects::{
+        GIFTCODE_EVENTS_STREAM, GIFTCODE_EVENTS_SUBJECTS, WALLET_EVENTS_STREAM,
+        WALLET_EVENTS_SUBJECTS, events,
+    },
+};
+use svc_kit::{
+    consumer,
+    db::{Db, Migrations},
+    health::Readiness,
+    metrics::Metrics,
+    outbox::{self, Publisher, Waker},
+};
+use tokio::{net::TcpListener, time::timeout};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+pub use config::Config;
+pub use error::{Error, Result};
+
+/// The `source` of the events this service emits.
+pub const SOURCE: &str = "wallet-svc";
+/// The durable consumer of redemption events, shared by all replicas.
+pub const REDEMPTIONS_CONSUMER: &str = "wallet-svc-redemptions";
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+pub const MIGRATIONS: Migrations = Migrations {
+    sqlite: &SQLITE_MIGRATIONS,
+    postgres: &POSTGRES_MIGRATIONS,
+};
+
+/// The service's state: cheap to clone, shared by every request.
+#[derive(Clone)]
+pub struct App(Arc<Inner>);
+
+struct Inner {
+    db: Db,
+    currency: String,
+    region: Region,
+    waker: Waker,
+    metrics: Metrics,
+    crash_after_commit: bool,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("NATS: {0}")]
-    Nats(String),
-    #[error("HTTP server: {0}")]
-    Http(std::io::Error),
-}
+impl App {
+    /// Opens the database, running its migrations.
+    pub async fn open(config: &Config) -> Result<Self> {
+        let db = Db::connect(&config.database_url, &MIGRATIONS)
+            .await
+            .map_err(|e| Error::Config(e.to_string()))?;
+        Ok(Self(Arc::new(Inner {
+            db,
+            currency: config.currency.clone(),
+            region: config.default_region,
+            waker: Waker::default(),
+            metrics: Metrics::new(SOURCE),
+            crash_after_commit: config.fault_crash_after_commit,
+        })))
+    }
 
-struct Ready(async_nats::Client);
-
-impl Readiness for Ready {
-    async fn ready(&self) -> Result<(), String> {
-        match self.0.connection_state() {
-            async_nats::connection::State::Connected => Ok(()),
-            _ => Err("NATS is not connected".into()),
-        }
+    pub fn db(&self) -> &Db {
+        &self.0.db
+    }
+    pub(crate) fn currency(&self) -> &str {
+        &self.0.currency
+    }
+    pub(crate) fn region(&self) -> Region {
+        self.0.region
+    }
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+    pub(crate) fn wake_outbox(&self) {
+        self.0.waker.wake();
+    }
+    pub(crate) fn crash_after_commit(&self) -> bool {
+        self.0.crash_after_commit
     }
 }
 
-/// Serves until `shutdown` resolves.
+struct Ready {
+    app: App,
+    client: async_nats::Client,
+}
+
+impl Readiness for Ready {
+    async fn ready(&self) -> Result<(), String> {
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            return Err("NATS is not connected".into());
+        }
+        self.app
+            .db()
+            .ping()
+            .await
+            .map_err(|e| format!("database: {e}"))
+    }
+}
+
+/// Runs the service until `shutdown` resolves, then drains (each step with a
+/// deadline): stop taking requests and events, finish those in flight, publish
+/// what the outbox holds, flush NATS, close the database.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), Error> {
+) -> Result<()> {
+    let app = App::open(&config).await?;
     let client = config
         .nats
-        .connect("wallet-svc")
+        .connect(SOURCE)
         .await
         .map_err(|e| Error::Nats(e.to_string()))?;
-    let router = svc_kit::health::router(Ready(client.clone()), Metrics::new("wallet-svc"));
-    tracing::info!(addr = ?listener.local_addr().ok(), "wallet-svc (skeleton) started");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(Error::Http)?;
-    let _ = client.flush().await;
+    let js = jetstream::new(client.clone());
+    let replicas = config.nats.stream_replicas;
+    // The stream it consumes may not exist yet if giftcode-svc has never run.
+    for (name, subjects) in [
+        (WALLET_EVENTS_STREAM, WALLET_EVENTS_SUBJECTS),
+        (GIFTCODE_EVENTS_STREAM, GIFTCODE_EVENTS_SUBJECTS),
+    ] {
+        outbox::ensure_stream(&js, name, subjects, replicas)
+            .await
+            .map_err(Error::Nats)?;
+    }
+
+    let stop = CancellationToken::new();
+    let publisher = tokio::spawn(
+        Publisher {
+            db: app.db().clone(),
+            js: js.clone(),
+            waker: app.0.waker.clone(),
+            metrics: app.metrics().clone(),
+        }
+        .run(stop.clone()),
+    );
+    let consuming = CancellationToken::new();
+    let consumer_task = {
+        let (app, client) = (app.clone(), client.clone());
+        tokio::spawn(consumer::run(
+            js,
+            consumer::Spec {
+                stream: GIFTCODE_EVENTS_STREAM,
+                durable: REDEMPTIONS_CONSUMER.to_owned(),
+                filter: events::CODE_REDEEMED,
+                ack_wait: Duration::from_millis(config.consumer_ack_wait_ms.max(100)),
+                batch: 256,
+            },
+            consuming.clone(),
+            move |msg| redemptions::handle(app.clone(), client.clone(), msg),
+        ))
+    };
+    let tracker = TaskTracker::new();
+    let service = nats::serve(&app, &client, &tracker).await?;
+    let router = svc_kit::health::router(
+        Ready {
+            app: app.clone(),
+            client: client.clone(),
+        },
+        app.metrics().clone(),
+    );
+    let http_stop = stop.clone();
+    let http = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(http_stop.cancelled_owned())
+            .await
+    });
+    tracing::info!(nats = %config.nats.url, "wallet-svc started");
+
+    shutdown.await;
+    let step = |d: u64| Duration::from_secs(d);
+    consuming.cancel();
+    let _ = timeout(step(10), consumer_task).await;
+    let _ = timeout(step(5), service.stop()).await;
+    tracker.close();
+    let _ = timeout(step(10), tracker.wait()).await;
+    stop.cancel();
+    if timeout(step(10), publisher).await.is_err() {
+        tracing::warn!("outbox publisher did not finish; unsent events stay for the next start");
+    }
+    let _ = timeout(step(2), client.flush()).await;
+    let _ = timeout(step(5), http).await;
+    app.db().close().await;
+    tracing::info!("wallet-svc stopped");
     Ok(())
 }

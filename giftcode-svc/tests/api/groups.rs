@@ -9,7 +9,8 @@ use shared_events::{
     subjects::{events, giftcode as ep},
 };
 
-use crate::{helpers::*, on_both_backends};
+use crate::helpers::*;
+use testkit::on_both_backends;
 
 on_both_backends!(
     unique_group_streams_every_code_once,

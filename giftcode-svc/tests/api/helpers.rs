@@ -4,47 +4,24 @@
 
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, consumer::pull, stream::Stream};
 use clap::Parser;
-use futures::StreamExt;
 use giftcode_svc::{App, Config, MIGRATIONS};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use shared_events::{
-    giftcode::{CreateGroupFrame, Group, RedeemReply},
+    giftcode::{Group, RedeemReply},
     subjects::{GIFTCODE_EVENTS_STREAM, giftcode as ep},
 };
 use sqlx::Row;
 use svc_kit::{
     db::Db,
-    nats::{CallError, ServiceClient, decode_reply},
+    nats::{CallError, ServiceClient},
 };
 use tempfile::TempDir;
-use testkit::{NatsServer, Postgres};
+use testkit::NatsServer;
 use tokio::{sync::oneshot, task::JoinHandle};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// Runs a test body once per storage engine.
-#[macro_export]
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name($crate::helpers::Backend::Sqlite).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name($crate::helpers::Backend::Postgres).await
-            }
-        }
-    )*};
-}
+pub use testkit::bus::{Backend, connect, phone, wait_for_events as wait_for};
 
 pub const TEST_KEY: &str = "7f3c1a9e5b2d4f608192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8";
 
@@ -58,10 +35,7 @@ pub struct TestApp {
 }
 
 pub async fn database_url(backend: Backend, dir: &TempDir) -> String {
-    match backend {
-        Backend::Sqlite => format!("sqlite://{}/giftcode.db", dir.path().display()),
-        Backend::Postgres => Postgres::shared().fresh_database().await,
-    }
+    testkit::bus::database_url(backend, dir.path(), "giftcode").await
 }
 
 pub fn config(nats_url: &str, database_url: &str, backend: Backend) -> Config {
@@ -94,13 +68,6 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     };
     app.start().await;
     app
-}
-
-pub async fn connect(url: &str) -> ServiceClient {
-    let client = async_nats::connect(url)
-        .await
-        .expect("test client connects");
-    ServiceClient::new(client, Duration::from_secs(60))
 }
 
 impl TestApp {
@@ -248,88 +215,15 @@ pub async fn create_group_with(
     client: &ServiceClient,
     body: Value,
 ) -> Result<(Group, Vec<String>), CallError> {
-    let mut sub = client
-        .call_stream(ep::GROUPS_CREATE, &body, Some("test-request-id"))
-        .await?;
-    let mut group = None;
-    let mut codes = Vec::new();
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(60), sub.next())
-            .await
-            .map_err(|_| CallError::Timeout(ep::GROUPS_CREATE.into()))?
-            .ok_or_else(|| CallError::Transport("reply stream closed".into()))?;
-        match decode_reply::<CreateGroupFrame>(&msg)? {
-            CreateGroupFrame::Group { group: g } => group = Some(*g),
-            CreateGroupFrame::Codes { codes: c } => codes.extend(c),
-            CreateGroupFrame::End { count } => {
-                assert_eq!(
-                    count as usize,
-                    codes.len(),
-                    "end frame counts the codes sent"
-                );
-                break;
-            }
-        }
-    }
-    Ok((group.expect("a group frame comes first"), codes))
+    testkit::bus::create_group(client, body).await
 }
 
-/// Every message in GIFTCODE_EVENTS on `subject`, parsed, with its
-/// `Nats-Msg-Id` header added as `_msg_id`.
+/// Every message in GIFTCODE_EVENTS on `subject`.
 pub async fn stream_messages(client: &async_nats::Client, subject: &str) -> Vec<Value> {
-    let js = jetstream::new(client.clone());
-    let stream: Stream = js
-        .get_stream(GIFTCODE_EVENTS_STREAM)
-        .await
-        .expect("stream exists");
-    let consumer: jetstream::consumer::Consumer<pull::Config> = stream
-        .create_consumer(pull::Config {
-            filter_subject: subject.to_owned(),
-            ack_policy: jetstream::consumer::AckPolicy::None,
-            inactive_threshold: Duration::from_secs(30),
-            ..Default::default()
-        })
-        .await
-        .expect("consumer");
-    let mut consumer = consumer;
-    let pending = consumer.info().await.expect("consumer info").num_pending as usize;
-    let mut out = Vec::with_capacity(pending);
-    while out.len() < pending {
-        let mut batch = consumer
-            .fetch()
-            .max_messages(pending - out.len())
-            .expires(Duration::from_secs(1))
-            .messages()
-            .await
-            .expect("fetch");
-        while let Some(msg) = batch.next().await {
-            let msg = msg.expect("message");
-            let mut value: Value = serde_json::from_slice(&msg.payload).expect("event is JSON");
-            let id = msg
-                .headers
-                .as_ref()
-                .and_then(|h| h.get("Nats-Msg-Id"))
-                .map(|v| v.as_str().to_owned());
-            value["_msg_id"] = json!(id);
-            out.push(value);
-        }
-    }
-    out
+    testkit::bus::stream_messages(client, GIFTCODE_EVENTS_STREAM, subject).await
 }
 
-/// Waits until `subject` holds `n` messages (events leave through the outbox).
+/// Waits until GIFTCODE_EVENTS holds `n` messages on `subject`.
 pub async fn wait_for_events(client: &async_nats::Client, subject: &str, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let events = stream_messages(client, subject).await;
-        if events.len() >= n || Instant::now() > deadline {
-            return events;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// A distinct valid US phone number per `i`.
-pub fn phone(i: usize) -> String {
-    format!("+1415555{:04}", i % 10_000)
+    wait_for(client, GIFTCODE_EVENTS_STREAM, subject, n).await
 }

@@ -15,7 +15,8 @@ use shared_events::{
 };
 use sqlx::Row;
 
-use crate::{helpers::*, on_both_backends};
+use crate::helpers::*;
+use testkit::on_both_backends;
 
 on_both_backends!(published_once_after_the_broker_returns);
 
@@ -37,6 +38,7 @@ async fn published_once_after_the_broker_returns(backend: Backend) {
                 code: codes[0].clone(),
                 phone: phone(1),
             },
+            None,
             None,
         )
         .await

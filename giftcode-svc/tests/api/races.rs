@@ -13,7 +13,8 @@ use shared_events::{
 };
 use tokio::sync::Barrier;
 
-use crate::{helpers::*, on_both_backends};
+use crate::helpers::*;
+use testkit::on_both_backends;
 
 on_both_backends!(unique_codes_race, shared_cap_race, per_phone_limit_race);
 

@@ -9,7 +9,8 @@ use shared_events::{
     subjects::{events, giftcode as ep},
 };
 
-use crate::{helpers::*, on_both_backends};
+use crate::helpers::*;
+use testkit::on_both_backends;
 
 on_both_backends!(
     redeem_credits_once_and_replays,

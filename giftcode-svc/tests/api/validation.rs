@@ -3,7 +3,8 @@
 use serde_json::{Value, json};
 use shared_events::{ErrorCode, subjects::giftcode as ep};
 
-use crate::{helpers::*, on_both_backends};
+use crate::helpers::*;
+use testkit::on_both_backends;
 
 on_both_backends!(bad_input_is_refused_and_changes_nothing);
 

@@ -1,0 +1,2 @@
+-- Each service owns its database (DESIGN.md §1); compose creates giftcode.
+CREATE DATABASE wallet;

@@ -1,0 +1,126 @@
+//! A durable JetStream pull consumer with explicit acks (DESIGN.md §6): the
+//! handler applies a message's effect and commits it (recording the event id in
+//! the same transaction), and only then is the message acked. A process that
+//! dies in between gets the message again after `ack_wait`, and the recorded
+//! event id turns the second delivery into a no-op.
+
+use std::{future::Future, time::Duration};
+
+use async_nats::jetstream::{
+    self, AckKind,
+    consumer::{AckPolicy, DeliverPolicy, pull},
+};
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+/// What became of one message.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The effect is committed (or was already): ack.
+    Done,
+    /// A passing failure (database busy, …): deliver again later.
+    Retry(String),
+    /// The message can never be applied (unreadable, wrong type): terminate it
+    /// so it does not block the stream, and log it loudly.
+    Poison(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub stream: &'static str,
+    /// Durable name, shared by every replica (they split the messages).
+    pub durable: String,
+    pub filter: &'static str,
+    pub ack_wait: Duration,
+    pub batch: usize,
+}
+
+/// Consumes until `stop` is cancelled, calling `handle` for each message in
+/// stream order.
+pub async fn run<F, Fut>(js: jetstream::Context, spec: Spec, stop: CancellationToken, handle: F)
+where
+    F: Fn(jetstream::Message) -> Fut,
+    Fut: Future<Output = (jetstream::Message, Outcome)>,
+{
+    let mut backoff = Duration::from_millis(100);
+    'outer: while !stop.is_cancelled() {
+        let consumer = match get_consumer(&js, &spec).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(durable = %spec.durable, error = %e, "consumer unavailable; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.cancelled() => break,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(100);
+        loop {
+            let batch = tokio::select! {
+                b = consumer.fetch().max_messages(spec.batch).expires(Duration::from_secs(1)).messages() => b,
+                _ = stop.cancelled() => break 'outer,
+            };
+            let mut batch = match batch {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(durable = %spec.durable, error = %e, "fetch failed");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue 'outer;
+                }
+            };
+            while let Some(msg) = batch.next().await {
+                let msg = match msg {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "fetch ended");
+                        break;
+                    }
+                };
+                let (msg, outcome) = handle(msg).await;
+                let acked = match outcome {
+                    Outcome::Done => msg.ack().await,
+                    Outcome::Retry(why) => {
+                        tracing::warn!(subject = %msg.subject, %why, "will retry message");
+                        msg.ack_with(AckKind::Nak(Some(Duration::from_millis(500))))
+                            .await
+                    }
+                    Outcome::Poison(why) => {
+                        tracing::error!(subject = %msg.subject, %why, "unusable message terminated");
+                        msg.ack_with(AckKind::Term).await
+                    }
+                };
+                if let Err(e) = acked {
+                    // The effect is committed; redelivery will be a no-op.
+                    tracing::warn!(error = %e, "ack failed");
+                }
+            }
+        }
+    }
+}
+
+async fn get_consumer(
+    js: &jetstream::Context,
+    spec: &Spec,
+) -> Result<jetstream::consumer::Consumer<pull::Config>, String> {
+    let stream = js
+        .get_stream(spec.stream)
+        .await
+        .map_err(|e| format!("stream {}: {e}", spec.stream))?;
+    stream
+        .get_or_create_consumer(
+            &spec.durable,
+            pull::Config {
+                durable_name: Some(spec.durable.clone()),
+                filter_subject: spec.filter.to_owned(),
+                ack_policy: AckPolicy::Explicit,
+                deliver_policy: DeliverPolicy::All,
+                ack_wait: spec.ack_wait,
+                max_ack_pending: 10_000,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| format!("consumer {}: {e}", spec.durable))
+}

@@ -1,0 +1,307 @@
+//! Wallets, admin credits and debits: idempotency, overdraft races, errors.
+
+use std::sync::Arc;
+
+use futures::future::join_all;
+use serde_json::json;
+use shared_events::{
+    ErrorCode, Page,
+    subjects::{WALLET_EVENTS_STREAM, events, wallet as ep},
+    wallet::{Direction, Transaction, Wallet},
+};
+use tokio::sync::Barrier;
+
+use crate::helpers::*;
+use testkit::on_both_backends;
+
+on_both_backends!(
+    admin_moves_are_idempotent,
+    concurrent_debits_never_overdraw,
+    wallets_and_bad_input
+);
+
+async fn admin_moves_are_idempotent(backend: Backend) {
+    let p = Platform::start(backend, false).await;
+    let who = phone(1);
+    let first = p.credit(&who, 1000, "k1").await.expect("credit");
+    assert!(!first.replayed);
+    assert_eq!(first.transaction.balance_after, 1000);
+    assert_eq!(first.transaction.direction, Direction::Credit);
+    let again = p.credit(&who, 1000, "k1").await.expect("replay");
+    assert!(again.replayed);
+    assert_eq!(
+        again.transaction.id, first.transaction.id,
+        "the original transaction"
+    );
+    let err = p.credit(&who, 999, "k1").await.expect_err("other body");
+    assert_eq!(err.code(), ErrorCode::IdempotencyConflict);
+    let err = p
+        .debit(&who, 1000, "k1")
+        .await
+        .expect_err("same key, a debit");
+    assert_eq!(err.code(), ErrorCode::IdempotencyConflict);
+
+    // Twenty concurrent credits under one key make one transaction.
+    let barrier = Arc::new(Barrier::new(20));
+    let replies = join_all((0..20).map(|_| {
+        let (client, barrier, who) = (p.client.clone(), barrier.clone(), who.clone());
+        tokio::spawn(async move {
+            barrier.wait().await;
+            client
+                .call::<_, shared_events::wallet::MoveReply>(
+                    ep::CREDITS_CREATE,
+                    &json!({"phone": who, "amount": 50, "idempotency_key": "k-race"}),
+                    None,
+                )
+                .await
+                .expect("credit")
+        })
+    }))
+    .await;
+    let ids: std::collections::HashSet<_> = replies
+        .into_iter()
+        .map(|r| r.expect("task").transaction.id)
+        .collect();
+    assert_eq!(ids.len(), 1, "one transaction for one key");
+    assert_eq!(p.wallet(&who).await.balance, 1050);
+
+    let d = p.debit(&who, 300, "k2").await.expect("debit");
+    assert_eq!(d.transaction.balance_after, 750);
+    assert_eq!(d.transaction.direction, Direction::Debit);
+    assert_eq!(
+        p.debit(&who, 300, "k2")
+            .await
+            .expect("replay")
+            .transaction
+            .id,
+        d.transaction.id
+    );
+    let err = p.debit(&who, 10_000, "k3").await.expect_err("too much");
+    assert_eq!(err.code(), ErrorCode::InsufficientFunds);
+    let err = p.debit(&phone(2), 1, "k4").await.expect_err("no wallet");
+    assert_eq!(err.code(), ErrorCode::WalletNotFound);
+    assert_eq!(p.wallet(&who).await.balance, 750);
+
+    let txs: Page<Transaction> = p
+        .call(ep::TRANSACTIONS_LIST, json!({"phone": who}))
+        .await
+        .expect("transactions");
+    let seen: Vec<(i64, i64)> = txs
+        .items
+        .iter()
+        .map(|t| (t.amount, t.balance_after))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![(300, 750), (50, 1050), (1000, 1000)],
+        "newest first"
+    );
+    let check = p.assert_ledger_consistent().await;
+    assert_eq!(check.transfers, 3);
+
+    let client = p.client.nats().clone();
+    let credited =
+        testkit::bus::wait_for_events(&client, WALLET_EVENTS_STREAM, events::WALLET_CREDITED, 2)
+            .await;
+    assert_eq!(credited.len(), 2);
+    assert_eq!(credited[0]["data"]["cause"]["type"], "admin_credit");
+    assert_eq!(credited[0]["correlation_id"], "test-request-id");
+    let debited =
+        testkit::bus::wait_for_events(&client, WALLET_EVENTS_STREAM, events::WALLET_DEBITED, 1)
+            .await;
+    assert_eq!(debited.len(), 1);
+    assert_eq!(debited[0]["data"]["balance_after"], 750);
+    let created =
+        testkit::bus::wait_for_events(&client, WALLET_EVENTS_STREAM, events::WALLET_CREATED, 1)
+            .await;
+    assert_eq!(created.len(), 1);
+}
+
+async fn concurrent_debits_never_overdraw(backend: Backend) {
+    let p = Platform::start(backend, false).await;
+    let who = phone(3);
+    p.credit(&who, 5000, "fund").await.expect("credit");
+    let barrier = Arc::new(Barrier::new(100));
+    let results = join_all((0..100).map(|i| {
+        let (client, barrier, who) = (p.client.clone(), barrier.clone(), who.clone());
+        tokio::spawn(async move {
+            barrier.wait().await;
+            client
+                .call::<_, shared_events::wallet::MoveReply>(
+                    ep::DEBITS_CREATE,
+                    &json!({"phone": who, "amount": 100 + (i % 3), "idempotency_key": format!("d{i}")}),
+                    None,
+                )
+                .await
+        })
+    }))
+    .await;
+    let mut spent = 0;
+    let mut refused = 0;
+    for r in results {
+        match r.expect("task") {
+            Ok(reply) => {
+                assert!(reply.transaction.balance_after >= 0);
+                spent += reply.transaction.amount;
+            }
+            Err(e) => {
+                assert_eq!(e.code(), ErrorCode::InsufficientFunds);
+                refused += 1;
+            }
+        }
+    }
+    let wallet: Wallet = p.wallet(&who).await;
+    assert!(wallet.balance >= 0);
+    assert_eq!(
+        wallet.balance,
+        5000 - spent,
+        "balance is what the successful debits left"
+    );
+    assert!(
+        refused > 0 && wallet.balance < 102,
+        "the wallet was drained: {wallet:?}"
+    );
+    let txs: Page<Transaction> = p
+        .call(ep::TRANSACTIONS_LIST, json!({"phone": who, "limit": 500}))
+        .await
+        .expect("transactions");
+    assert_eq!(txs.items.len() as i64, 1 + (100 - refused));
+    p.assert_ledger_consistent().await;
+}
+
+async fn wallets_and_bad_input(backend: Backend) {
+    let p = Platform::start(backend, false).await;
+    let w: Wallet = p
+        .call(ep::WALLETS_CREATE, json!({"phone": "(415) 555-0001"}))
+        .await
+        .expect("create");
+    assert_eq!(
+        (w.phone.as_str(), w.balance, w.currency.as_str()),
+        ("+14155550001", 0, "USD")
+    );
+    for i in 2..6 {
+        let _: Wallet = p
+            .call(ep::WALLETS_CREATE, json!({"phone": phone(i)}))
+            .await
+            .expect("create");
+    }
+    let before = p.assert_ledger_consistent().await;
+    let cases = [
+        (
+            ep::WALLETS_CREATE,
+            json!({"phone": phone(1)}),
+            ErrorCode::WalletExists,
+        ),
+        (
+            ep::WALLETS_CREATE,
+            json!({"phone": "12"}),
+            ErrorCode::InvalidPhone,
+        ),
+        (
+            ep::WALLETS_GET,
+            json!({"phone": phone(99)}),
+            ErrorCode::WalletNotFound,
+        ),
+        (
+            ep::WALLETS_GET,
+            json!({"phone": "nope"}),
+            ErrorCode::InvalidPhone,
+        ),
+        (
+            ep::WALLETS_LIST,
+            json!({"limit": 0}),
+            ErrorCode::ValidationFailed,
+        ),
+        (
+            ep::WALLETS_LIST,
+            json!({"cursor": "x"}),
+            ErrorCode::ValidationFailed,
+        ),
+        (
+            ep::TRANSACTIONS_LIST,
+            json!({"phone": phone(99)}),
+            ErrorCode::WalletNotFound,
+        ),
+        (
+            ep::TRANSACTIONS_LIST,
+            json!({"phone": phone(1), "cursor": "x"}),
+            ErrorCode::ValidationFailed,
+        ),
+        (
+            ep::CREDITS_CREATE,
+            json!({"phone": phone(1), "amount": 0, "idempotency_key": "a"}),
+            ErrorCode::ValidationFailed,
+        ),
+        (
+            ep::CREDITS_CREATE,
+            json!({"phone": phone(1), "amount": 1_000_000_000_001_i64, "idempotency_key": "a"}),
+            ErrorCode::ValidationFailed,
+        ),
+        (
+            ep::CREDITS_CREATE,
+            json!({"phone": phone(1), "amount": 5, "idempotency_key": ""}),
+            ErrorCode::ValidationFailed,
+        ),
+        (
+            ep::CREDITS_CREATE,
+            json!({"phone": phone(1), "amount": 5}),
+            ErrorCode::ValidationFailed,
+        ),
+        (
+            ep::CREDITS_CREATE,
+            json!({"phone": "x", "amount": 5, "idempotency_key": "a"}),
+            ErrorCode::InvalidPhone,
+        ),
+        (
+            ep::DEBITS_CREATE,
+            json!({"phone": phone(1), "amount": -5, "idempotency_key": "b"}),
+            ErrorCode::ValidationFailed,
+        ),
+        (
+            ep::DEBITS_CREATE,
+            json!({"phone": phone(1), "amount": 5, "idempotency_key": "b"}),
+            ErrorCode::InsufficientFunds,
+        ),
+        (
+            ep::FUNDING_GET,
+            json!({"group_id": "nope"}),
+            ErrorCode::ValidationFailed,
+        ),
+    ];
+    for (subject, body, code) in cases {
+        let err = p
+            .call::<serde_json::Value>(subject, body.clone())
+            .await
+            .expect_err("refused");
+        assert_eq!(err.code(), code, "{subject} {body}");
+    }
+    for subject in ep::ALL.iter().filter(|s| **s != ep::LEDGER_CHECK) {
+        let msg = p
+            .client
+            .raw(subject, "{nope".into(), None)
+            .await
+            .expect("reply");
+        let err = svc_kit::nats::decode_reply::<serde_json::Value>(&msg).expect_err("malformed");
+        assert_eq!(err.code(), ErrorCode::MalformedJson, "{subject}");
+    }
+    let page: Page<Wallet> = p
+        .call(ep::WALLETS_LIST, json!({"limit": 3}))
+        .await
+        .expect("list");
+    assert_eq!(page.items.len(), 3);
+    let rest: Page<Wallet> = p
+        .call(
+            ep::WALLETS_LIST,
+            json!({"limit": 3, "cursor": page.next_cursor}),
+        )
+        .await
+        .expect("list");
+    assert_eq!(rest.items.len(), 2);
+    assert_eq!(rest.next_cursor, None);
+    let after = p.assert_ledger_consistent().await;
+    assert_eq!(
+        (after.accounts, after.transfers),
+        (before.accounts, before.transfers),
+        "refusals changed nothing"
+    );
+}
