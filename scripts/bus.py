@@ -108,5 +108,5 @@ async def main(argv):
 if __name__ == "__main__":
     try:
         asyncio.run(main(sys.argv))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, BrokenPipeError):
         pass

@@ -22,14 +22,17 @@ mkdir -p data/logs
 pids=()
 stop() {
   trap - INT TERM EXIT
+  # Output may go to a pipe that Ctrl-C just closed: never die of SIGPIPE
+  # before the services are stopped.
+  trap '' PIPE
   [ ${#pids[@]} -gt 0 ] || return 0
-  say "stopping"
+  say "stopping" || true
   # Services first (SIGTERM drains them), the broker last.
   for ((i=${#pids[@]}-1; i>=0; i--)); do
     kill -TERM "${pids[$i]}" 2>/dev/null || true
     wait "${pids[$i]}" 2>/dev/null || true
   done
-  say "stopped"
+  say "stopped" || true
 }
 trap 'stop; exit 0' INT TERM
 trap stop EXIT
