@@ -25,7 +25,7 @@ use shared_events::{
 use svc_kit::{
     consumer,
     db::{Db, Migrations},
-    health::Readiness,
+    health::NatsAndDb,
     metrics::Metrics,
     outbox::{self, Publisher, Waker},
 };
@@ -98,24 +98,6 @@ impl App {
     }
 }
 
-struct Ready {
-    app: App,
-    client: async_nats::Client,
-}
-
-impl Readiness for Ready {
-    async fn ready(&self) -> Result<(), String> {
-        if self.client.connection_state() != async_nats::connection::State::Connected {
-            return Err("NATS is not connected".into());
-        }
-        self.app
-            .db()
-            .ping()
-            .await
-            .map_err(|e| format!("database: {e}"))
-    }
-}
-
 /// Runs the service until `shutdown` resolves, then drains: stops taking
 /// requests, finishes those in flight, publishes what the outbox holds, flushes
 /// NATS and closes the database.
@@ -171,9 +153,9 @@ pub async fn run(
     let tracker = TaskTracker::new();
     let service = nats::serve(&app, &client, &tracker).await?;
     let router = svc_kit::health::router(
-        Ready {
-            app: app.clone(),
+        NatsAndDb {
             client: client.clone(),
+            db: app.db().clone(),
         },
         app.metrics().clone(),
     );

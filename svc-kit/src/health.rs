@@ -18,6 +18,22 @@ struct HealthState<R> {
     metrics: Metrics,
 }
 
+/// The readiness of a service with a database: NATS connected and the
+/// database answering.
+pub struct NatsAndDb {
+    pub client: async_nats::Client,
+    pub db: crate::db::Db,
+}
+
+impl Readiness for NatsAndDb {
+    async fn ready(&self) -> Result<(), String> {
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            return Err("NATS is not connected".into());
+        }
+        self.db.ping().await.map_err(|e| format!("database: {e}"))
+    }
+}
+
 pub fn router<R: Readiness>(readiness: R, metrics: Metrics) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))

@@ -24,7 +24,7 @@ use shared_events::{
 use svc_kit::{
     consumer,
     db::{Db, Migrations},
-    health::Readiness,
+    health::NatsAndDb,
     metrics::Metrics,
     outbox::{self, Publisher, Waker},
 };
@@ -96,24 +96,6 @@ impl App {
     }
 }
 
-struct Ready {
-    app: App,
-    client: async_nats::Client,
-}
-
-impl Readiness for Ready {
-    async fn ready(&self) -> Result<(), String> {
-        if self.client.connection_state() != async_nats::connection::State::Connected {
-            return Err("NATS is not connected".into());
-        }
-        self.app
-            .db()
-            .ping()
-            .await
-            .map_err(|e| format!("database: {e}"))
-    }
-}
-
 /// Runs the service until `shutdown` resolves, then drains (each step with a
 /// deadline): stop taking requests and events, finish those in flight, publish
 /// what the outbox holds, flush NATS, close the database.
@@ -169,9 +151,9 @@ pub async fn run(
     let tracker = TaskTracker::new();
     let service = nats::serve(&app, &client, &tracker).await?;
     let router = svc_kit::health::router(
-        Ready {
-            app: app.clone(),
+        NatsAndDb {
             client: client.clone(),
+            db: app.db().clone(),
         },
         app.metrics().clone(),
     );

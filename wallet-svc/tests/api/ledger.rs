@@ -305,3 +305,50 @@ async fn wallets_and_bad_input(backend: Backend) {
         "refusals changed nothing"
     );
 }
+
+/// `sqlite::memory:` runs the same ledger (DESIGN.md §2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_mode_works() {
+    use clap::Parser;
+    let nats = testkit::NatsServer::start();
+    let config = wallet_svc::Config::try_parse_from([
+        "wallet-svc".to_owned(),
+        format!("--nats-url={}", nats.url()),
+        "--database-url=sqlite::memory:".to_owned(),
+    ])
+    .expect("config");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(wallet_svc::run(config, listener, async {
+        let _ = rx.await;
+    }));
+    let client = testkit::bus::connect(&nats.url()).await;
+    let body = json!({"phone": phone(1), "amount": 42, "idempotency_key": "m1"});
+    let mut reply = None;
+    for _ in 0..200 {
+        if let Ok(r) = client
+            .call::<_, shared_events::wallet::MoveReply>(ep::CREDITS_CREATE, &body, None)
+            .await
+        {
+            reply = Some(r);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        reply
+            .expect("memory wallet answers")
+            .transaction
+            .balance_after,
+        42
+    );
+    let wallet: Wallet = client
+        .call(ep::WALLETS_GET, &json!({"phone": phone(1)}), None)
+        .await
+        .expect("wallet");
+    assert_eq!(wallet.balance, 42);
+    let _ = tx.send(());
+    task.await.expect("join").expect("clean stop");
+}
