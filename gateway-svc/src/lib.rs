@@ -1,29 +1,56 @@
-//! gateway-svc — a skeleton. The public HTTP API of the wallet and gift-code platform.
-//!
-//! So far it connects to NATS and serves `/healthz`, `/readyz` and `/metrics`;
-//! its domain is built by its own issue on top of svc-kit and shared-events.
+//! gateway-svc: the one public HTTP API (DESIGN.md §7–§9). It owns nothing
+//! durable and speaks to giftcode-svc and wallet-svc only over NATS.
 
-use std::{future::Future, net::SocketAddr};
+mod config;
+pub mod error;
+pub mod extract;
+pub mod groups;
+pub mod limits;
+pub mod redemptions;
+pub mod wallets;
 
-use svc_kit::{health::Readiness, metrics::Metrics, nats::NatsArgs, telemetry::LogFormat};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, State},
+    http::StatusCode,
+    middleware,
+    response::IntoResponse,
+    routing::{get, post},
+};
+use rand::Rng;
+use shared_events::{
+    ErrorCode, Region,
+    subjects::{GIFTCODE_SERVICE, WALLET_SERVICE},
+};
+use svc_kit::{metrics::Metrics, nats::ServiceClient};
 use tokio::net::TcpListener;
 
-#[derive(Debug, Clone, clap::Parser)]
-#[command(
-    name = "gateway-svc",
-    version,
-    about = "The public HTTP API of the wallet and gift-code platform. (skeleton: health endpoints only)",
-    after_help = "Logging is filtered with RUST_LOG (default: info)."
-)]
-pub struct Config {
-    #[command(flatten)]
-    pub nats: NatsArgs,
-    /// Address of the HTTP server.
-    #[arg(long, env = "GATEWAY_HTTP_ADDR", default_value = "0.0.0.0:8080")]
-    pub http_addr: SocketAddr,
-    /// Log output: text or json.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
-    pub log_format: LogFormat,
+pub use config::Config;
+pub use error::{ApiError, ApiResult};
+
+/// Largest request body: a group creation request is the biggest, and small.
+const MAX_BODY: usize = 64 * 1024;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub nats: ServiceClient,
+    pub admin_token: String,
+    pub region: Region,
+    pub redeem_timeout: Duration,
+    pub per_ip: limits::Window,
+    pub failed_per_phone: limits::Window,
+    pub metrics: Metrics,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -34,18 +61,77 @@ pub enum Error {
     Http(std::io::Error),
 }
 
-struct Ready(async_nats::Client);
-
-impl Readiness for Ready {
-    async fn ready(&self) -> Result<(), String> {
-        match self.0.connection_state() {
-            async_nats::connection::State::Connected => Ok(()),
-            _ => Err("NATS is not connected".into()),
-        }
-    }
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let admin = Router::new()
+        .route("/gift-groups", post(groups::create).get(groups::list))
+        .route("/gift-groups/{id}", get(groups::get).patch(groups::patch))
+        .route("/gift-groups/{id}/codes", get(groups::codes))
+        .route("/gift-groups/{id}/redemptions", get(groups::redemptions))
+        .route("/gift-codes/{code}", get(groups::lookup))
+        .route("/wallets", post(wallets::create).get(wallets::list))
+        .route("/wallets/{phone}", get(wallets::get))
+        .route("/wallets/{phone}/transactions", get(wallets::transactions))
+        .route("/wallets/{phone}/credits", post(wallets::credit))
+        .route("/wallets/{phone}/debits", post(wallets::debit))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            extract::admin_only,
+        ));
+    let api = Router::new()
+        .route("/redemptions", post(redemptions::redeem))
+        .route("/redemptions/{id}", get(redemptions::get))
+        .merge(admin);
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            extract::request_id,
+        ))
+        .with_state(state)
 }
 
-/// Serves until `shutdown` resolves.
+/// Ready when NATS is connected and both services answer `$SRV.PING`.
+async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
+    let client = s.nats.nats();
+    if client.connection_state() != async_nats::connection::State::Connected {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: NATS is not connected\n".to_owned(),
+        );
+    }
+    for service in [GIFTCODE_SERVICE, WALLET_SERVICE] {
+        let ping = tokio::time::timeout(
+            Duration::from_secs(1),
+            client.request(format!("$SRV.PING.{service}"), "".into()),
+        )
+        .await;
+        if !matches!(ping, Ok(Ok(_))) {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {service} does not answer\n"),
+            );
+        }
+    }
+    (StatusCode::OK, "ready\n".to_owned())
+}
+
+async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.render(),
+    )
+}
+
+/// Serves until `shutdown` resolves, then lets requests in flight finish.
 pub async fn run(
     config: Config,
     listener: TcpListener,
@@ -56,12 +142,37 @@ pub async fn run(
         .connect("gateway-svc")
         .await
         .map_err(|e| Error::Nats(e.to_string()))?;
-    let router = svc_kit::health::router(Ready(client.clone()), Metrics::new("gateway-svc"));
-    tracing::info!(addr = ?listener.local_addr().ok(), "gateway-svc (skeleton) started");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(Error::Http)?;
-    let _ = client.flush().await;
+    let admin_token = match config.admin_token.filter(|t| !t.trim().is_empty()) {
+        Some(t) => t,
+        None => {
+            let mut bytes = [0u8; 24];
+            rand::rng().fill_bytes(&mut bytes);
+            let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            tracing::warn!(admin_token = %token, "GATEWAY_ADMIN_TOKEN is not set; generated this one (shown once)");
+            token
+        }
+    };
+    let state = AppState(Arc::new(Inner {
+        nats: ServiceClient::new(client.clone(), Duration::from_secs(10)),
+        admin_token,
+        region: config.default_region,
+        redeem_timeout: Duration::from_millis(config.redeem_timeout_ms),
+        per_ip: limits::Window::new(config.rate_limit_per_ip, Duration::from_secs(60)),
+        failed_per_phone: limits::Window::new(
+            config.failed_redeems_per_phone,
+            Duration::from_secs(3600),
+        ),
+        metrics: Metrics::new("gateway-svc"),
+    }));
+    tracing::info!(addr = ?listener.local_addr().ok(), nats = %config.nats.url, "gateway-svc started");
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .map_err(Error::Http)?;
+    let _ = tokio::time::timeout(Duration::from_secs(2), client.flush()).await;
+    tracing::info!("gateway-svc stopped");
     Ok(())
 }

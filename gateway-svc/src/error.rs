@@ -1,0 +1,109 @@
+//! The gateway's one error type: every failure leaves as
+//! `application/problem+json` `{type, title, status, detail, code}` with the
+//! `code` words of DESIGN.md §9. A service's error reply keeps its code; a
+//! service that cannot be reached is `service_unavailable`.
+
+use axum::{
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use shared_events::{ErrorCode, FieldError, ServiceError};
+use svc_kit::nats::CallError;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{code}: {detail}")]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub detail: String,
+    pub errors: Vec<FieldError>,
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self {
+            code,
+            detail: detail.into(),
+            errors: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    pub fn field(field: &str, message: &str) -> Self {
+        Self {
+            errors: vec![FieldError::new(field, message)],
+            ..Self::new(
+                ErrorCode::ValidationFailed,
+                "the request has invalid fields",
+            )
+        }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        Self {
+            code: e.code,
+            detail: e.message,
+            errors: e.errors,
+            retry_after: None,
+        }
+    }
+}
+
+impl From<CallError> for ApiError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Service(e) => e.into(),
+            other => {
+                tracing::warn!(error = %other, "service call failed");
+                let code = other.code();
+                let detail = if code == ErrorCode::ServiceUnavailable {
+                    "a back-end service is unavailable; nothing was recorded".to_owned()
+                } else {
+                    "internal error".to_owned()
+                };
+                Self::new(code, detail)
+            }
+        }
+    }
+}
+
+fn title(code: ErrorCode) -> String {
+    let words = code.as_str().replace('_', " ");
+    let mut chars = words.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().collect::<String>() + chars.as_str())
+        .unwrap_or_default()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut body = serde_json::json!({
+            "type": format!("https://docs.wallet-platform.dev/errors/{}", self.code.as_str()),
+            "title": title(self.code),
+            "status": status.as_u16(),
+            "detail": self.detail,
+            "code": self.code.as_str(),
+        });
+        if !self.errors.is_empty() {
+            body["errors"] = serde_json::to_value(&self.errors).unwrap_or_default();
+        }
+        let mut resp = (status, body.to_string()).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(secs) = self.retry_after
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        resp
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

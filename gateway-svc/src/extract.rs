@@ -1,0 +1,145 @@
+//! What every request passes through: the request id (`x-request-id`, made up
+//! when absent, echoed on every response, sent on over NATS), the admin bearer
+//! check, per-route metrics, and JSON and query extraction whose rejections
+//! become DESIGN.md §9 codes instead of axum's plain-text errors.
+
+use std::time::Instant;
+
+use axum::{
+    Json,
+    extract::{
+        FromRequest, FromRequestParts, MatchedPath, Query, Request, State, rejection::JsonRejection,
+    },
+    http::{HeaderValue, header, request::Parts},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use serde::de::DeserializeOwned;
+use shared_events::ErrorCode;
+use tracing::Instrument;
+
+use crate::{AppState, error::ApiError};
+
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// The request id of the current request.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<RequestId>()
+            .cloned()
+            .ok_or_else(|| ApiError::new(ErrorCode::Internal, "request id missing"))
+    }
+}
+
+/// Takes the caller's `x-request-id` if it is sane, or makes one; logs the
+/// request in a span carrying it; echoes it; counts the response.
+pub async fn request_id(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let span =
+        tracing::info_span!("http", request_id = %id, method = %req.method(), route = %route);
+    let started = Instant::now();
+    let mut resp = next.run(req).instrument(span).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert(REQUEST_ID, v);
+    }
+    state.metrics.observe(
+        &route,
+        resp.status().as_str(),
+        started.elapsed().as_secs_f64(),
+    );
+    resp
+}
+
+/// Admin routes need `Authorization: Bearer <GATEWAY_ADMIN_TOKEN>`.
+pub async fn admin_only(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if constant_time_eq(given.as_bytes(), state.admin_token.as_bytes()) {
+        next.run(req).await
+    } else {
+        let mut resp = ApiError::new(
+            ErrorCode::Unauthorized,
+            "admin routes need Authorization: Bearer <GATEWAY_ADMIN_TOKEN>",
+        )
+        .into_response();
+        resp.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        resp
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A JSON body whose rejections are §9 errors.
+pub struct Body<T>(pub T);
+
+impl<S, T> FromRequest<S> for Body<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Body(v)),
+            Err(rejection) => Err(match rejection {
+                JsonRejection::JsonDataError(e) => {
+                    let mut err = ApiError::new(ErrorCode::ValidationFailed, e.body_text());
+                    err.errors
+                        .push(shared_events::FieldError::new("body", e.body_text()));
+                    err
+                }
+                JsonRejection::MissingJsonContentType(_) => ApiError::new(
+                    ErrorCode::UnsupportedMediaType,
+                    "send JSON with Content-Type: application/json",
+                ),
+                JsonRejection::BytesRejection(e) if e.status().as_u16() == 413 => {
+                    ApiError::new(ErrorCode::PayloadTooLarge, "the body is too large")
+                }
+                other => ApiError::new(ErrorCode::MalformedJson, other.body_text()),
+            }),
+        }
+    }
+}
+
+/// Query parameters whose rejections are `validation_failed`.
+pub struct Params<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Params<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(v)| Params(v))
+            .map_err(|e| ApiError::field("query", &e.body_text()))
+    }
+}

@@ -1,0 +1,218 @@
+//! `POST /api/v1/redemptions` and `GET /api/v1/redemptions/{id}` (DESIGN.md §7).
+//!
+//! A redeem subscribes to a fresh inbox and sends `giftcode.redeem` with it.
+//! Two answers may come back there: giftcode-svc's redemption (or its refusal),
+//! then wallet-svc's credit notice once the credit is committed. Credited
+//! within `GATEWAY_REDEEM_TIMEOUT_MS`: 200 with the merged result. Recorded but
+//! not yet credited: 202 with `Location`; the credit lands when wallet-svc can
+//! make it. No giftcode-svc: 503, and nothing was recorded.
+
+use std::net::SocketAddr;
+
+use axum::{
+    extract::{ConnectInfo, Path, State},
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use shared_events::{
+    ErrorCode, Phone,
+    giftcode::{GetRedemptionRequest, RedeemReply, RedeemRequest, Redemption, RedemptionStatus},
+    subjects::{giftcode as gc, wallet as wl},
+    wallet::{CreditNotice, PhoneRequest, Wallet},
+};
+use svc_kit::nats::{CallError, decode_reply};
+use uuid::Uuid;
+
+use crate::{
+    AppState,
+    error::{ApiError, ApiResult},
+    extract::{Body, RequestId},
+};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedeemBody {
+    code: String,
+    phone: String,
+}
+
+/// The merged answer: the redemption and, once credited, the wallet.
+#[derive(Debug, Serialize)]
+pub struct RedemptionView {
+    #[serde(flatten)]
+    redemption: Redemption,
+    wallet: Option<WalletView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WalletView {
+    phone: String,
+    balance: i64,
+    currency: String,
+    transaction_id: Uuid,
+}
+
+/// Refusals that count against a phone's failed-attempt limit: guessing.
+fn is_failed_attempt(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::InvalidCode
+            | ErrorCode::CodeNotFound
+            | ErrorCode::CodeAlreadyRedeemed
+            | ErrorCode::RedemptionLimitReached
+            | ErrorCode::PerPhoneLimitReached
+            | ErrorCode::CodeExpired
+            | ErrorCode::CodeInactive
+            | ErrorCode::CodeNotYetActive
+    )
+}
+
+fn limited(retry_after: u64, what: &str) -> ApiError {
+    ApiError {
+        retry_after: Some(retry_after),
+        ..ApiError::new(ErrorCode::RateLimited, what)
+    }
+}
+
+pub async fn redeem(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    RequestId(rid): RequestId,
+    Body(body): Body<RedeemBody>,
+) -> ApiResult<Response> {
+    if let Some(wait) = s.per_ip.hit(&peer.ip().to_string()) {
+        return Err(limited(wait, "too many redeem requests from this address"));
+    }
+    let phone = Phone::parse(&body.phone, s.region)
+        .map_err(|_| ApiError::new(ErrorCode::InvalidPhone, "not a valid phone number"))?;
+    if let Some(wait) = s.failed_per_phone.blocked(phone.as_str()) {
+        return Err(limited(wait, "too many failed attempts for this phone"));
+    }
+    let code = body.code.trim();
+    if code.is_empty() || code.len() > 64 {
+        return Err(ApiError::new(
+            ErrorCode::InvalidCode,
+            "not a valid gift code",
+        ));
+    }
+    let result = redeem_over_nats(&s, code, &phone, &rid).await;
+    if let Err(e) = &result
+        && is_failed_attempt(e.code)
+    {
+        s.failed_per_phone.record(phone.as_str());
+    }
+    result
+}
+
+async fn redeem_over_nats(
+    s: &AppState,
+    code: &str,
+    phone: &Phone,
+    rid: &str,
+) -> ApiResult<Response> {
+    let deadline = tokio::time::Instant::now() + s.redeem_timeout;
+    let req = RedeemRequest {
+        code: code.to_owned(),
+        phone: phone.to_string(),
+    };
+    let mut inbox = s.nats.call_stream(gc::REDEEM, &req, Some(rid)).await?;
+    let (mut reply, mut notice): (Option<RedeemReply>, Option<CreditNotice>) = (None, None);
+    // The redemption must come within the service timeout; the notice within
+    // the redeem timeout (counted from the start).
+    while reply.is_none() || notice.is_none() {
+        let until = if reply.is_none() {
+            deadline.max(tokio::time::Instant::now() + s.nats.timeout())
+        } else {
+            deadline
+        };
+        let msg = match tokio::time::timeout_at(until, inbox.next()).await {
+            Ok(Some(msg)) => msg,
+            _ => break,
+        };
+        if msg.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
+            return Err(CallError::NoResponders(gc::REDEEM.into()).into());
+        }
+        match decode_reply::<CreditNotice>(&msg) {
+            Ok(n) => notice = Some(n),
+            Err(_) => reply = Some(decode_reply::<RedeemReply>(&msg)?),
+        }
+    }
+    let Some(reply) = reply else {
+        return Err(CallError::Timeout(gc::REDEEM.into()).into());
+    };
+    let mut redemption = reply.redemption;
+    let wallet = match notice {
+        Some(n) if n.redemption_id == redemption.id => {
+            redemption.status = RedemptionStatus::Credited;
+            redemption.transaction_id = Some(n.transaction_id);
+            Some(WalletView {
+                phone: n.phone,
+                balance: n.balance,
+                currency: n.currency,
+                transaction_id: n.transaction_id,
+            })
+        }
+        // A replay of a redemption that was credited earlier.
+        _ => current_wallet(s, &redemption, rid).await,
+    };
+    Ok(respond(redemption, wallet))
+}
+
+/// The wallet as it is now, for a redemption already credited.
+async fn current_wallet(s: &AppState, r: &Redemption, rid: &str) -> Option<WalletView> {
+    let transaction_id = r
+        .transaction_id
+        .filter(|_| r.status == RedemptionStatus::Credited)?;
+    let wallet: Wallet = s
+        .nats
+        .call(
+            wl::WALLETS_GET,
+            &PhoneRequest {
+                phone: r.phone.clone(),
+            },
+            Some(rid),
+        )
+        .await
+        .ok()?;
+    Some(WalletView {
+        phone: wallet.phone,
+        balance: wallet.balance,
+        currency: wallet.currency,
+        transaction_id,
+    })
+}
+
+fn respond(redemption: Redemption, wallet: Option<WalletView>) -> Response {
+    let location = format!("/api/v1/redemptions/{}", redemption.id);
+    let credited = wallet.is_some();
+    let view = RedemptionView { redemption, wallet };
+    if credited {
+        (StatusCode::OK, axum::Json(view)).into_response()
+    } else {
+        (
+            StatusCode::ACCEPTED,
+            [(header::LOCATION, location)],
+            axum::Json(view),
+        )
+            .into_response()
+    }
+}
+
+pub async fn get(
+    State(s): State<AppState>,
+    RequestId(rid): RequestId,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<RedemptionView>> {
+    let redemption: Redemption = s
+        .nats
+        .call(
+            gc::REDEMPTIONS_GET,
+            &GetRedemptionRequest { id },
+            Some(&rid),
+        )
+        .await?;
+    let wallet = current_wallet(&s, &redemption, &rid).await;
+    Ok(axum::Json(RedemptionView { redemption, wallet }))
+}

@@ -1,0 +1,222 @@
+//! `Stack::start` runs the platform as shipped: a private nats-server and the
+//! giftcode-svc, wallet-svc and gateway-svc binaries, on SQLite files in a temp
+//! dir. Processes are killed when the stack is dropped.
+
+use std::{
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+use tempfile::TempDir;
+use testkit::{NatsServer, free_port};
+
+pub use testkit::bus::phone;
+
+pub const TOKEN: &str = "test-admin-token";
+
+/// A sibling service binary. `cargo test --workspace` (what scripts/test.sh
+/// runs) builds every binary of the workspace before any test starts.
+fn binary(name: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_BIN_EXE_gateway-svc"))
+        .parent()
+        .expect("target dir")
+        .join(name);
+    assert!(
+        path.exists(),
+        "\n\n*** {} is missing: these end-to-end tests run the real binaries.\n\
+         *** Run `cargo test --workspace` (or ./scripts/test.sh), or first\n\
+         *** `cargo build -p giftcode-svc -p wallet-svc`.\n\n",
+        path.display()
+    );
+    path
+}
+
+pub struct Stack {
+    pub nats: NatsServer,
+    pub base: String,
+    pub http: reqwest::Client,
+    dir: TempDir,
+    gateway_env: Vec<(String, String)>,
+    giftcode: Option<Child>,
+    wallet: Option<Child>,
+    gateway: Option<Child>,
+}
+
+impl Stack {
+    /// The platform with the gateway's rate limits off, unless `env` says otherwise.
+    pub async fn start(gateway_env: &[(&str, &str)]) -> Stack {
+        let nats = NatsServer::start();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let mut env: Vec<(String, String)> = vec![
+            ("GATEWAY_RATE_LIMIT_PER_IP".into(), "0".into()),
+            ("GATEWAY_FAILED_REDEEMS_PER_PHONE".into(), "0".into()),
+        ];
+        env.extend(
+            gateway_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        env.push(("GATEWAY_HTTP_ADDR".into(), format!("127.0.0.1:{port}")));
+        env.push(("GATEWAY_ADMIN_TOKEN".into(), TOKEN.into()));
+        let mut stack = Stack {
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(64)
+                .build()
+                .expect("client"),
+            nats,
+            dir,
+            gateway_env: env,
+            giftcode: None,
+            wallet: None,
+            gateway: None,
+        };
+        stack.start_giftcode();
+        stack.start_wallet();
+        stack.gateway = Some(stack.spawn("gateway-svc", &[]));
+        stack.wait_ready().await;
+        stack
+    }
+
+    fn spawn(&self, name: &str, env: &[(String, String)]) -> Child {
+        let path = if name == "gateway-svc" {
+            PathBuf::from(env!("CARGO_BIN_EXE_gateway-svc"))
+        } else {
+            binary(name)
+        };
+        let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).expect("log");
+        let mut cmd = Command::new(path);
+        cmd.env("NATS_URL", self.nats.url())
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        let vars = if name == "gateway-svc" {
+            &self.gateway_env
+        } else {
+            env
+        };
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        cmd.spawn().unwrap_or_else(|e| panic!("start {name}: {e}"))
+    }
+
+    pub fn start_giftcode(&mut self) {
+        let env = vec![
+            (
+                "GIFTCODE_DATABASE_URL".to_owned(),
+                format!("sqlite://{}/giftcode.db", self.dir.path().display()),
+            ),
+            (
+                "GIFTCODE_HTTP_ADDR".to_owned(),
+                format!("127.0.0.1:{}", free_port()),
+            ),
+        ];
+        self.giftcode = Some(self.spawn("giftcode-svc", &env));
+    }
+
+    pub fn start_wallet(&mut self) {
+        let env = vec![
+            (
+                "WALLET_DATABASE_URL".to_owned(),
+                format!("sqlite://{}/wallet.db", self.dir.path().display()),
+            ),
+            (
+                "WALLET_HTTP_ADDR".to_owned(),
+                format!("127.0.0.1:{}", free_port()),
+            ),
+        ];
+        self.wallet = Some(self.spawn("wallet-svc", &env));
+    }
+
+    /// SIGKILL: the service vanishes mid-flight.
+    pub fn kill_giftcode(&mut self) {
+        kill(self.giftcode.take());
+    }
+
+    pub fn kill_wallet(&mut self) {
+        kill(self.wallet.take());
+    }
+
+    /// Until the gateway says both services answer.
+    pub async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = self.http.get(format!("{}/readyz", self.base)).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the platform did not become ready"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.base)
+    }
+
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, self.url(path)).bearer_auth(TOKEN)
+    }
+
+    pub async fn redeem(
+        &self,
+        code: &str,
+        phone: &str,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        let r = self
+            .http
+            .post(self.url("/redemptions"))
+            .json(&serde_json::json!({"code": code, "phone": phone}))
+            .send()
+            .await
+            .expect("redeem");
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        (status, r.json().await.unwrap_or(Value::Null), headers)
+    }
+
+    /// Creates a group through the API; returns it with its codes.
+    pub async fn create_group(&self, body: Value) -> Value {
+        let r = self
+            .admin(reqwest::Method::POST, "/gift-groups")
+            .json(&body)
+            .send()
+            .await
+            .expect("create");
+        assert_eq!(r.status(), 201);
+        r.json().await.expect("json")
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .admin(reqwest::Method::GET, path)
+            .send()
+            .await
+            .expect("get");
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+fn kill(child: Option<Child>) {
+    if let Some(mut c) = child {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        kill(self.gateway.take());
+        kill(self.giftcode.take());
+        kill(self.wallet.take());
+    }
+}

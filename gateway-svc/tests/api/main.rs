@@ -1,0 +1,8 @@
+//! End-to-end tests: nats-server and the three service binaries as real
+//! processes, driven only over HTTP (and NATS to watch the events).
+
+mod helpers;
+
+mod admin;
+mod race;
+mod redeem;
