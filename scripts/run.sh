@@ -9,14 +9,14 @@ command -v cargo >/dev/null || die "cargo not found: install the Rust toolchain 
 command -v curl >/dev/null || die "curl not found: apt-get install curl"
 ensure_nats_server
 
-for port in 4222 8222 8081 8082; do
+for port in 4222 8222 8080 8081 8082; do
   if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then
     die "port $port is already in use (is the platform already running?)"
   fi
 done
 
 say "building the services (release; the first build takes a few minutes)"
-cargo build --release --quiet -p giftcode-svc -p wallet-svc
+cargo build --release --quiet -p giftcode-svc -p wallet-svc -p gateway-svc
 
 mkdir -p data/logs
 pids=()
@@ -58,18 +58,28 @@ pids+=($!)
 wait_url "http://127.0.0.1:8082/readyz" giftcode-svc
 wait_url "http://127.0.0.1:8081/readyz" wallet-svc
 
+# The admin token: yours if GATEWAY_ADMIN_TOKEN is set, else a fresh one.
+export GATEWAY_ADMIN_TOKEN="${GATEWAY_ADMIN_TOKEN:-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')}"
+setsid ./target/release/gateway-svc >data/logs/gateway-svc.log 2>&1 &
+pids+=($!)
+wait_url "http://127.0.0.1:8080/readyz" gateway-svc
+
 cat <<TXT
 
   The platform is up (logs in data/logs/, data in data/):
-    nats-server   nats://127.0.0.1:4222   monitoring http://127.0.0.1:8222
-    giftcode-svc  NATS service 'giftcode' health http://127.0.0.1:8082/readyz
-    wallet-svc    NATS service 'wallet'   health http://127.0.0.1:8081/readyz
+    gateway-svc   http://127.0.0.1:8080/api/v1   (ready: http://127.0.0.1:8080/readyz)
+    giftcode-svc  NATS service 'giftcode'        health http://127.0.0.1:8082/readyz
+    wallet-svc    NATS service 'wallet'          health http://127.0.0.1:8081/readyz
+    nats-server   nats://127.0.0.1:4222          monitoring http://127.0.0.1:8222
 
-  Try it (needs: pip install nats-py):
-    python3 scripts/bus.py req giftcode.groups.create '{"name":"Launch","kind":"unique","amount":500,"count":3}'
-    python3 scripts/bus.py req giftcode.redeem '{"code":"<a code from above>","phone":"+14155552671"}'
-    python3 scripts/bus.py req wallet.wallets.get '{"phone":"+14155552671"}'
-    python3 scripts/bus.py stream WALLET_EVENTS
+  Admin token: $GATEWAY_ADMIN_TOKEN
+
+  Try it:
+    export TOKEN=$GATEWAY_ADMIN_TOKEN
+    curl -s -X POST localhost:8080/api/v1/gift-groups -H "Authorization: Bearer \$TOKEN" \\
+         -H 'Content-Type: application/json' -d '{"name":"Launch","kind":"unique","amount":500,"count":3}'
+    curl -s -X POST localhost:8080/api/v1/redemptions -H 'Content-Type: application/json' \\
+         -d '{"code":"<a code from above>","phone":"+14155552671"}'
 
   Ctrl-C stops everything.
 TXT

@@ -83,7 +83,7 @@ impl IntoResponse for ApiError {
         let status =
             StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut body = serde_json::json!({
-            "type": format!("https://docs.wallet-platform.dev/errors/{}", self.code.as_str()),
+            "type": format!("urn:wallet-platform:error:{}", self.code.as_str()),
             "title": title(self.code),
             "status": status.as_u16(),
             "detail": self.detail,

@@ -147,6 +147,7 @@ async fn redeem_over_nats(
         Some(n) if n.redemption_id == redemption.id => {
             redemption.status = RedemptionStatus::Credited;
             redemption.transaction_id = Some(n.transaction_id);
+            redemption.credited_at = Some(n.credited_at);
             Some(WalletView {
                 phone: n.phone,
                 balance: n.balance,

@@ -151,6 +151,7 @@ pub struct LedgerCheck {
 pub struct CreditNotice {
     pub redemption_id: Uuid,
     pub transaction_id: Uuid,
+    pub credited_at: DateTime<Utc>,
     pub phone: String,
     pub balance: i64,
     pub currency: String,
@@ -195,6 +196,7 @@ mod tests {
         let notice = CreditNotice {
             redemption_id: Uuid::now_v7(),
             transaction_id: Uuid::now_v7(),
+            credited_at: Utc::now(),
             phone: "+14155552671".into(),
             balance: 500,
             currency: "USD".into(),

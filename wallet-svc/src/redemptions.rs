@@ -89,6 +89,7 @@ impl App {
         let notice = |t: &ledger::Transfer| CreditNotice {
             redemption_id: d.redemption_id,
             transaction_id: t.id,
+            credited_at: svc_kit::time::from_micros(t.created_at),
             phone: phone.to_string(),
             balance: t.credit_balance_after,
             currency: self.currency().to_owned(),

@@ -27,6 +27,7 @@ async fn credited_replayed_and_each_event_seen_once() {
     assert_eq!(r.headers()["x-request-id"], "req-e2e-1");
     let body: Value = r.json().await.expect("json");
     assert_eq!(body["status"], "credited");
+    assert!(body["credited_at"].is_string(), "{body}");
     assert_eq!(body["amount"], 500);
     assert_eq!(body["group_id"], group["id"]);
     assert_eq!(body["wallet"]["phone"], "+14155552671");
