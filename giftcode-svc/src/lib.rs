@@ -29,7 +29,7 @@ use svc_kit::{
     metrics::Metrics,
     outbox::{self, Publisher, Waker},
 };
-use tokio::{net::TcpListener, time::timeout};
+use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub use config::Config;
@@ -168,28 +168,19 @@ pub async fn run(
     tracing::info!(nats = %config.nats.url, "giftcode-svc started");
 
     shutdown.await;
-    // Every step of the drain has a deadline: with the broker gone, waiting
-    // for it would hang shutdown forever, and whatever is unsent stays in the
-    // outbox for the next start.
-    let step = |d: u64| Duration::from_secs(d);
-    consuming.cancel();
-    let _ = timeout(step(10), credits).await;
-    match timeout(step(5), service.stop()).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "stopping the NATS service"),
-        Err(_) => tracing::warn!("stopping the NATS service timed out"),
+    svc_kit::drain::Drain {
+        consuming,
+        consumer: credits,
+        service,
+        requests: tracker,
+        stop,
+        publisher,
+        http,
+        client,
+        db: app.db().clone(),
     }
-    tracker.close();
-    if timeout(step(10), tracker.wait()).await.is_err() {
-        tracing::warn!("requests still in flight after 10 s; stopping anyway");
-    }
-    stop.cancel();
-    if timeout(step(10), publisher).await.is_err() {
-        tracing::warn!("outbox publisher did not finish; unsent events stay for the next start");
-    }
-    let _ = timeout(step(2), client.flush()).await;
-    let _ = timeout(step(5), http).await;
-    app.db().close().await;
+    .run()
+    .await;
     tracing::info!("giftcode-svc stopped");
     Ok(())
 }

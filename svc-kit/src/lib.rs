@@ -6,6 +6,7 @@
 
 pub mod consumer;
 pub mod db;
+pub mod drain;
 pub mod health;
 pub mod metrics;
 pub mod nats;

@@ -28,7 +28,7 @@ use svc_kit::{
     metrics::Metrics,
     outbox::{self, Publisher, Waker},
 };
-use tokio::{net::TcpListener, time::timeout};
+use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub use config::Config;
@@ -166,19 +166,19 @@ pub async fn run(
     tracing::info!(nats = %config.nats.url, "wallet-svc started");
 
     shutdown.await;
-    let step = |d: u64| Duration::from_secs(d);
-    consuming.cancel();
-    let _ = timeout(step(10), consumer_task).await;
-    let _ = timeout(step(5), service.stop()).await;
-    tracker.close();
-    let _ = timeout(step(10), tracker.wait()).await;
-    stop.cancel();
-    if timeout(step(10), publisher).await.is_err() {
-        tracing::warn!("outbox publisher did not finish; unsent events stay for the next start");
+    svc_kit::drain::Drain {
+        consuming,
+        consumer: consumer_task,
+        service,
+        requests: tracker,
+        stop,
+        publisher,
+        http,
+        client,
+        db: app.db().clone(),
     }
-    let _ = timeout(step(2), client.flush()).await;
-    let _ = timeout(step(5), http).await;
-    app.db().close().await;
+    .run()
+    .await;
     tracing::info!("wallet-svc stopped");
     Ok(())
 }
