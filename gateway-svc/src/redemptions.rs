@@ -20,7 +20,7 @@ use shared_events::{
     ErrorCode, Phone,
     giftcode::{GetRedemptionRequest, RedeemReply, RedeemRequest, Redemption, RedemptionStatus},
     subjects::{giftcode as gc, wallet as wl},
-    wallet::{CreditNotice, PhoneRequest, Wallet},
+    wallet::{CreditNotice, PhoneRequest, RedemptionCreditRequest, Wallet},
 };
 use svc_kit::nats::{CallError, decode_reply};
 use uuid::Uuid;
@@ -136,7 +136,16 @@ async fn redeem_over_nats(
         }
         match decode_reply::<CreditNotice>(&msg) {
             Ok(n) => notice = Some(n),
-            Err(_) => reply = Some(decode_reply::<RedeemReply>(&msg)?),
+            Err(_) => {
+                let r = decode_reply::<RedeemReply>(&msg)?;
+                // A replay records nothing, so no credit notice will follow:
+                // the ledger is asked below instead.
+                let replayed = r.replayed;
+                reply = Some(r);
+                if replayed {
+                    break;
+                }
+            }
         }
     }
     let Some(reply) = reply else {
@@ -155,13 +164,39 @@ async fn redeem_over_nats(
                 transaction_id: n.transaction_id,
             })
         }
-        // A replay of a redemption that was credited earlier.
-        _ => current_wallet(s, &redemption, rid).await,
+        // A replay, or a credit not confirmed in time.
+        _ => settle(s, &mut redemption, rid).await,
     };
     Ok(respond(redemption, wallet))
 }
 
-/// The wallet as it is now, for a redemption already credited.
+/// The credit status of a redemption as the ledger knows it, and the wallet
+/// as it is now. giftcode-svc learns of a credit from `wallet.credited`
+/// a moment after the ledger commits it; for a redemption it still calls
+/// pending, the ledger (`wallet.redemptions.get`) is the authority.
+async fn settle(s: &AppState, r: &mut Redemption, rid: &str) -> Option<WalletView> {
+    if r.status == RedemptionStatus::Pending {
+        let credit: Result<CreditNotice, _> = s
+            .nats
+            .call(
+                wl::REDEMPTIONS_GET,
+                &RedemptionCreditRequest {
+                    redemption_id: r.id,
+                },
+                Some(rid),
+            )
+            .await;
+        // Not found, or wallet-svc down: the redemption stays pending.
+        if let Ok(n) = credit {
+            r.status = RedemptionStatus::Credited;
+            r.transaction_id = Some(n.transaction_id);
+            r.credited_at = Some(n.credited_at);
+        }
+    }
+    current_wallet(s, r, rid).await
+}
+
+/// The wallet as it is now, for a redemption credited.
 async fn current_wallet(s: &AppState, r: &Redemption, rid: &str) -> Option<WalletView> {
     let transaction_id = r
         .transaction_id
@@ -206,7 +241,7 @@ pub async fn get(
     RequestId(rid): RequestId,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<RedemptionView>> {
-    let redemption: Redemption = s
+    let mut redemption: Redemption = s
         .nats
         .call(
             gc::REDEMPTIONS_GET,
@@ -214,6 +249,6 @@ pub async fn get(
             Some(&rid),
         )
         .await?;
-    let wallet = current_wallet(&s, &redemption, &rid).await;
+    let wallet = settle(&s, &mut redemption, &rid).await;
     Ok(axum::Json(RedemptionView { redemption, wallet }))
 }

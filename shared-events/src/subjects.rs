@@ -71,8 +71,10 @@ pub mod wallet {
     pub const DEBITS_CREATE: &str = "wallet.debits.create";
     pub const FUNDING_GET: &str = "wallet.funding.get";
     pub const LEDGER_CHECK: &str = "wallet.ledger.check";
+    /// The credit of one gift-code redemption, if it has been made.
+    pub const REDEMPTIONS_GET: &str = "wallet.redemptions.get";
 
-    pub const ALL: [&str; 8] = [
+    pub const ALL: [&str; 9] = [
         WALLETS_CREATE,
         WALLETS_GET,
         WALLETS_LIST,
@@ -81,5 +83,6 @@ pub mod wallet {
         DEBITS_CREATE,
         FUNDING_GET,
         LEDGER_CHECK,
+        REDEMPTIONS_GET,
     ];
 }

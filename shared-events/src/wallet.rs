@@ -123,6 +123,15 @@ pub struct FundingRequest {
     pub group_id: Uuid,
 }
 
+/// `wallet.redemptions.get`: the credit of one gift-code redemption. Answers
+/// a [`CreditNotice`] (with the balance right after that credit), or
+/// `not_found` while the credit has not been made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedemptionCreditRequest {
+    pub redemption_id: Uuid,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Funding {
     pub group_id: Uuid,

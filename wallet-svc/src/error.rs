@@ -13,6 +13,8 @@ pub enum Error {
     InvalidPhone,
     #[error("no wallet for this phone")]
     WalletNotFound,
+    #[error("no credit for this redemption (yet)")]
+    CreditNotFound,
     #[error("a wallet for this phone already exists")]
     WalletExists,
     #[error("the balance is too low for this debit")]
@@ -41,6 +43,7 @@ impl Error {
             Self::Validation(_) => C::ValidationFailed,
             Self::InvalidPhone => C::InvalidPhone,
             Self::WalletNotFound => C::WalletNotFound,
+            Self::CreditNotFound => C::NotFound,
             Self::WalletExists => C::WalletExists,
             Self::InsufficientFunds => C::InsufficientFunds,
             Self::IdempotencyConflict => C::IdempotencyConflict,

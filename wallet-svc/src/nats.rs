@@ -12,6 +12,7 @@ use shared_events::{
     subjects::{WALLET_SERVICE, wallet as ep},
     wallet::{
         FundingRequest, ListTransactionsRequest, ListWalletsRequest, MoveRequest, PhoneRequest,
+        RedemptionCreditRequest,
     },
 };
 use svc_kit::nats::{parse_request, reply, request_id};
@@ -126,6 +127,19 @@ async fn handle(app: App, subject: &'static str, req: Request) {
                 .await
             }
             ep::LEDGER_CHECK => reply(&req, run(app.ledger_check()).await).await,
+            ep::REDEMPTIONS_GET => {
+                reply(
+                    &req,
+                    run(async {
+                        app.redemption_credit(
+                            parse_request::<RedemptionCreditRequest>(&payload)?.redemption_id,
+                        )
+                        .await
+                    })
+                    .await,
+                )
+                .await
+            }
             other => {
                 tracing::error!(subject = other, "no handler for endpoint");
                 "internal"

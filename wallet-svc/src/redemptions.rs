@@ -76,7 +76,34 @@ pub async fn handle(
     (msg, Outcome::Done)
 }
 
+/// The permanent idempotency key of a redemption's credit.
+fn credit_key(redemption_id: uuid::Uuid) -> String {
+    format!("redemption:{redemption_id}")
+}
+
 impl App {
+    /// The credit of one redemption, if it has been made: lets the gateway
+    /// answer a replayed or polled redemption from the ledger itself, without
+    /// waiting for giftcode-svc to hear of the credit.
+    pub async fn redemption_credit(&self, redemption_id: uuid::Uuid) -> Result<CreditNotice> {
+        let mut conn = self.db().read().acquire().await?;
+        let t = ledger::find_by_key(&mut conn, &credit_key(redemption_id))
+            .await?
+            .ok_or(Error::CreditNotFound)?;
+        let phone = t
+            .credit_account
+            .strip_prefix("user:")
+            .ok_or_else(|| Error::Ledger(format!("credit {} not to a wallet", t.id)))?;
+        Ok(CreditNotice {
+            redemption_id,
+            transaction_id: t.id,
+            credited_at: svc_kit::time::from_micros(t.created_at),
+            phone: phone.to_owned(),
+            balance: t.credit_balance_after,
+            currency: self.currency().to_owned(),
+        })
+    }
+
     /// Applies one `code.redeemed` event exactly once; returns the credit.
     pub async fn apply_redemption(
         &self,
@@ -84,7 +111,7 @@ impl App {
         phone: &Phone,
     ) -> Result<CreditNotice> {
         let d = &event.data;
-        let key = format!("redemption:{}", d.redemption_id);
+        let key = credit_key(d.redemption_id);
         let account = user_account(phone.as_str());
         let notice = |t: &ledger::Transfer| CreditNotice {
             redemption_id: d.redemption_id,

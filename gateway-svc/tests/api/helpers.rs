@@ -45,7 +45,8 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// The platform with the gateway's rate limits off, unless `env` says otherwise.
+    /// The platform with the gateway's rate limits off and a long redeem
+    /// timeout, unless `env` says otherwise.
     pub async fn start(gateway_env: &[(&str, &str)]) -> Stack {
         let nats = NatsServer::start();
         let dir = tempfile::tempdir().expect("tempdir");
@@ -53,6 +54,9 @@ impl Stack {
         let mut env: Vec<(String, String)> = vec![
             ("GATEWAY_RATE_LIMIT_PER_IP".into(), "0".into()),
             ("GATEWAY_FAILED_REDEEMS_PER_PHONE".into(), "0".into()),
+            // A slow machine must not turn a credited answer into a 202: the
+            // tests that want a 202 stop wallet-svc and shorten this.
+            ("GATEWAY_REDEEM_TIMEOUT_MS".into(), "30000".into()),
         ];
         env.extend(
             gateway_env

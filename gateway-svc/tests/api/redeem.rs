@@ -155,8 +155,11 @@ async fn giftcode_gone_is_503_and_records_nothing() {
     let (status, body, _) = s.redeem(&code, &phone(2)).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["code"], "service_unavailable");
+    // The redeem timeout is 30 s here: an answer well before it can only come
+    // from NATS's no-responders status, not from waiting. (It is typically a
+    // few milliseconds; the bound is loose so a loaded machine cannot fail it.)
     assert!(
-        started.elapsed() < Duration::from_secs(1),
+        started.elapsed() < Duration::from_secs(10),
         "503 comes at once: {:?}",
         started.elapsed()
     );

@@ -14,7 +14,7 @@ use shared_events::{
     Envelope,
     events::CodeRedeemed,
     subjects::{GIFTCODE_EVENTS_STREAM, WALLET_EVENTS_STREAM, events, wallet as ep},
-    wallet::{Funding, Transaction},
+    wallet::{CreditNotice, Funding, Transaction},
 };
 use uuid::Uuid;
 
@@ -122,6 +122,27 @@ async fn duplicates_credit_once(backend: Backend) {
         .await
         .expect("funding");
     assert_eq!((funding.debited, funding.transfers), (700, 1));
+    // The ledger answers for the redemption's credit, and only for a credit
+    // that was made.
+    let credit: CreditNotice = p
+        .call(
+            ep::REDEMPTIONS_GET,
+            json!({"redemption_id": event.data.redemption_id}),
+        )
+        .await
+        .expect("credit");
+    assert_eq!(
+        (credit.transaction_id, credit.phone.as_str(), credit.balance),
+        (txs.items[0].id, who.as_str(), 700)
+    );
+    let none = p
+        .call::<CreditNotice>(
+            ep::REDEMPTIONS_GET,
+            json!({"redemption_id": Uuid::now_v7()}),
+        )
+        .await
+        .expect_err("no such credit");
+    assert_eq!(none.code(), shared_events::ErrorCode::NotFound);
     p.assert_ledger_consistent().await;
     let credited =
         testkit::bus::wait_for_events(&client, WALLET_EVENTS_STREAM, events::WALLET_CREDITED, 2)
