@@ -7,8 +7,10 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
+use serde::Serialize;
 use shared_events::{ErrorCode, FieldError, ServiceError};
 use svc_kit::nats::CallError;
+use utoipa::ToSchema;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{code}: {detail}")]
@@ -78,21 +80,46 @@ fn title(code: ErrorCode) -> String {
         .unwrap_or_default()
 }
 
+/// The body of every error (RFC 9457 problem details), as `/openapi.json`
+/// describes it.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "type": "urn:wallet-platform:error:code_already_redeemed",
+    "title": "Code already redeemed",
+    "status": 409,
+    "detail": "this code has been redeemed",
+    "code": "code_already_redeemed"
+}))]
+pub struct Problem {
+    /// `urn:wallet-platform:error:<code>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    /// The HTTP status, repeated.
+    pub status: u16,
+    /// What went wrong, for people.
+    pub detail: String,
+    /// The stable word to branch on (DESIGN.md §9).
+    pub code: ErrorCode,
+    /// With `validation_failed`: the fields at fault.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status =
             StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut body = serde_json::json!({
-            "type": format!("urn:wallet-platform:error:{}", self.code.as_str()),
-            "title": title(self.code),
-            "status": status.as_u16(),
-            "detail": self.detail,
-            "code": self.code.as_str(),
-        });
-        if !self.errors.is_empty() {
-            body["errors"] = serde_json::to_value(&self.errors).unwrap_or_default();
-        }
-        let mut resp = (status, body.to_string()).into_response();
+        let problem = Problem {
+            kind: format!("urn:wallet-platform:error:{}", self.code.as_str()),
+            title: title(self.code),
+            status: status.as_u16(),
+            detail: self.detail,
+            code: self.code,
+            errors: self.errors,
+        };
+        let body = serde_json::to_string(&problem).unwrap_or_default();
+        let mut resp = (status, body).into_response();
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),

@@ -1,6 +1,6 @@
 //! What every request passes through: the request id (`x-request-id`, made up
 //! when absent, echoed on every response, sent on over NATS), the admin bearer
-//! check, per-route metrics, and JSON and query extraction whose rejections
+//! check (the [`Admin`] extractor), per-route metrics, and JSON and query extraction whose rejections
 //! become DESIGN.md §9 codes instead of axum's plain-text errors.
 
 use std::time::Instant;
@@ -67,17 +67,25 @@ pub async fn request_id(State(state): State<AppState>, mut req: Request, next: N
     resp
 }
 
-/// Admin routes need `Authorization: Bearer <GATEWAY_ADMIN_TOKEN>`.
-pub async fn admin_only(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if constant_time_eq(given.as_bytes(), state.admin_token.as_bytes()) {
-        next.run(req).await
-    } else {
+/// Proof that the caller is an admin: admin handlers take it first, so a
+/// request without `Authorization: Bearer <GATEWAY_ADMIN_TOKEN>` is refused
+/// (401) before its path, query or body is looked at. Being an argument, the
+/// requirement is visible in each handler and in its OpenAPI entry.
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let given = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if constant_time_eq(given.as_bytes(), state.admin_token.as_bytes()) {
+            return Ok(Admin);
+        }
         let mut resp = ApiError::new(
             ErrorCode::Unauthorized,
             "admin routes need Authorization: Bearer <GATEWAY_ADMIN_TOKEN>",
@@ -85,7 +93,7 @@ pub async fn admin_only(State(state): State<AppState>, req: Request, next: Next)
         .into_response();
         resp.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        resp
+        Err(resp)
     }
 }
 

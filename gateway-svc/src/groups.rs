@@ -8,8 +8,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use futures::StreamExt;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use shared_events::{
     ErrorCode, Page,
     giftcode::{
@@ -20,17 +19,21 @@ use shared_events::{
     subjects::giftcode as gc,
 };
 use svc_kit::nats::{CallError, decode_reply};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::{
     AppState,
-    error::{ApiError, ApiResult},
-    extract::{Body, Params, RequestId},
+    error::{ApiError, ApiResult, Problem},
+    extract::{Admin, Body, Params, RequestId},
 };
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// 1–500, default 50.
     limit: Option<u32>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
@@ -43,21 +46,54 @@ impl PageQuery {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct CodesQuery {
+    /// Only `redeemed` or only `unredeemed` codes.
     status: Option<CodeStatus>,
+    /// 1–500, default 50.
     limit: Option<u32>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A new group with its full codes: the only time they are shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedGroup {
+    #[serde(flatten)]
+    group: Group,
+    codes: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchBody {
     active: bool,
 }
 
+#[utoipa::path(
+    post, path = "/gift-groups", tag = "gift-groups",
+    summary = "Create a gift-code group and its codes",
+    description = "`unique` groups get `count` single-use codes; `shared` groups get one code (`code`, or generated) for the first `max_redemptions` phones. The full codes are shown this once: as JSON, or streamed as CSV (`code` header, one per line) with `Accept: text/csv`.",
+    security(("admin" = [])),
+    request_body = CreateGroupRequest,
+    responses(
+        (status = 201, description = "Created; `Location` names the group", headers(("Location" = String)), content(
+            (CreatedGroup = "application/json"),
+            (String = "text/csv", example = "code\nK7QX-4M9P-2ZHD\n"),
+        )),
+        (status = 400, description = "`malformed_json`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`: no or wrong bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`code_exists`: the shared `code` is taken", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed` with `errors`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`service_unavailable`: giftcode-svc cannot be reached", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn create(
+    _: Admin,
     State(s): State<AppState>,
     RequestId(rid): RequestId,
     headers: HeaderMap,
@@ -127,17 +163,24 @@ pub async fn create(
             CreateGroupFrame::Group { .. } => {}
         }
     }
-    let mut body = serde_json::to_value(&group).unwrap_or_default();
-    body["codes"] = json!(codes);
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
-        axum::Json(body),
+        axum::Json(CreatedGroup { group, codes }),
     )
         .into_response())
 }
 
+#[utoipa::path(
+    get, path = "/gift-groups", tag = "gift-groups", summary = "List groups, with their stats",
+    security(("admin" = [])), params(PageQuery),
+    responses(
+        (status = 200, body = Page<Group>),
+        (status = 401, description = "`unauthorized`: no or wrong bearer token", body = Problem, content_type = "application/problem+json"), (status = 422, description = "`validation_failed`: bad `limit` (1–500) or `cursor`", body = Problem, content_type = "application/problem+json"), (status = 503, description = "`service_unavailable`: giftcode-svc cannot be reached", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn list(
+    _: Admin,
     State(s): State<AppState>,
     RequestId(rid): RequestId,
     Params(q): Params<PageQuery>,
@@ -151,7 +194,16 @@ pub async fn list(
     ))
 }
 
+#[utoipa::path(
+    get, path = "/gift-groups/{id}", tag = "gift-groups", summary = "One group, with its stats",
+    security(("admin" = [])), params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, body = Group),
+        (status = 401, description = "`unauthorized`: no or wrong bearer token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "`group_not_found`", body = Problem, content_type = "application/problem+json"), (status = 503, description = "`service_unavailable`: giftcode-svc cannot be reached", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn get(
+    _: Admin,
     State(s): State<AppState>,
     RequestId(rid): RequestId,
     Path(id): Path<String>,
@@ -163,7 +215,20 @@ pub async fn get(
     ))
 }
 
+#[utoipa::path(
+    patch, path = "/gift-groups/{id}", tag = "gift-groups",
+    summary = "Deactivate or activate a group",
+    security(("admin" = [])), params(("id" = Uuid, Path)), request_body = PatchBody,
+    responses(
+        (status = 200, body = Group),
+        (status = 400, description = "`malformed_json`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`: no or wrong bearer token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "`group_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`service_unavailable`: giftcode-svc cannot be reached", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn patch(
+    _: Admin,
     State(s): State<AppState>,
     RequestId(rid): RequestId,
     Path(id): Path<String>,
@@ -178,7 +243,19 @@ pub async fn patch(
     ))
 }
 
+#[utoipa::path(
+    get, path = "/gift-groups/{id}/codes", tag = "gift-groups",
+    summary = "A group's codes (hints only, never the full codes)",
+    security(("admin" = [])), params(("id" = Uuid, Path), CodesQuery),
+    responses(
+        (status = 200, body = Page<CodeSummary>),
+        (status = 401, description = "`unauthorized`: no or wrong bearer token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "`group_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: bad `status`, `limit` or `cursor`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`service_unavailable`: giftcode-svc cannot be reached", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn codes(
+    _: Admin,
     State(s): State<AppState>,
     RequestId(rid): RequestId,
     Path(group_id): Path<String>,
@@ -195,7 +272,17 @@ pub async fn codes(
     ))
 }
 
+#[utoipa::path(
+    get, path = "/gift-groups/{id}/redemptions", tag = "gift-groups",
+    summary = "Who redeemed a group's codes, newest first",
+    security(("admin" = [])), params(("id" = Uuid, Path), PageQuery),
+    responses(
+        (status = 200, body = Page<Redemption>),
+        (status = 401, description = "`unauthorized`: no or wrong bearer token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "`group_not_found`", body = Problem, content_type = "application/problem+json"), (status = 422, description = "`validation_failed`: bad `limit` (1–500) or `cursor`", body = Problem, content_type = "application/problem+json"), (status = 503, description = "`service_unavailable`: giftcode-svc cannot be reached", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn redemptions(
+    _: Admin,
     State(s): State<AppState>,
     RequestId(rid): RequestId,
     Path(group_id): Path<String>,
@@ -211,7 +298,20 @@ pub async fn redemptions(
     ))
 }
 
+#[utoipa::path(
+    get, path = "/gift-codes/{code}", tag = "gift-groups",
+    summary = "One code's details, looked up by the full code",
+    security(("admin" = [])), params(("code" = String, Path, description = "The full code, any case, dashes optional")),
+    responses(
+        (status = 200, body = CodeDetails),
+        (status = 401, description = "`unauthorized`: no or wrong bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`code_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_code`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`service_unavailable`: giftcode-svc cannot be reached", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn lookup(
+    _: Admin,
     State(s): State<AppState>,
     RequestId(rid): RequestId,
     Path(code): Path<String>,

@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 pub mod groups;
 pub mod limits;
+pub mod openapi;
 pub mod redemptions;
 pub mod wallets;
 
@@ -17,7 +18,6 @@ use axum::{
     http::StatusCode,
     middleware,
     response::IntoResponse,
-    routing::{get, post},
 };
 use rand::Rng;
 use shared_events::{
@@ -26,6 +26,8 @@ use shared_events::{
 };
 use svc_kit::{metrics::Metrics, nats::ServiceClient};
 use tokio::net::TcpListener;
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub use config::Config;
 pub use error::{ApiError, ApiResult};
@@ -61,32 +63,40 @@ pub enum Error {
     Http(std::io::Error),
 }
 
+/// Every route, each registered with its OpenAPI entry (`routes!` takes the
+/// handler's `#[utoipa::path]`), so the spec and the router cannot diverge.
+fn routes() -> OpenApiRouter<AppState> {
+    let api = OpenApiRouter::new()
+        .routes(routes!(redemptions::redeem))
+        .routes(routes!(redemptions::get))
+        .routes(routes!(groups::create, groups::list))
+        .routes(routes!(groups::get, groups::patch))
+        .routes(routes!(groups::codes))
+        .routes(routes!(groups::redemptions))
+        .routes(routes!(groups::lookup))
+        .routes(routes!(wallets::create, wallets::list))
+        .routes(routes!(wallets::get))
+        .routes(routes!(wallets::transactions))
+        .routes(routes!(wallets::credit))
+        .routes(routes!(wallets::debit));
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .nest("/api/v1", api)
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi::spec))
+        .routes(routes!(openapi::docs))
+}
+
+/// The OpenAPI document of [`router`], as `/openapi.json` serves it.
+pub fn openapi_spec() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
+}
+
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
-    let admin = Router::new()
-        .route("/gift-groups", post(groups::create).get(groups::list))
-        .route("/gift-groups/{id}", get(groups::get).patch(groups::patch))
-        .route("/gift-groups/{id}/codes", get(groups::codes))
-        .route("/gift-groups/{id}/redemptions", get(groups::redemptions))
-        .route("/gift-codes/{code}", get(groups::lookup))
-        .route("/wallets", post(wallets::create).get(wallets::list))
-        .route("/wallets/{phone}", get(wallets::get))
-        .route("/wallets/{phone}/transactions", get(wallets::transactions))
-        .route("/wallets/{phone}/credits", post(wallets::credit))
-        .route("/wallets/{phone}/debits", post(wallets::debit))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            extract::admin_only,
-        ));
-    let api = Router::new()
-        .route("/redemptions", post(redemptions::redeem))
-        .route("/redemptions/{id}", get(redemptions::get))
-        .merge(admin);
-    Router::new()
-        .nest("/api/v1", api)
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+    let (router, _) = routes().split_for_parts();
+    router
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(
@@ -96,6 +106,22 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+#[utoipa::path(
+    get, path = "/healthz", tag = "operations", summary = "Alive",
+    responses((status = 200, description = "`ok`", body = String, content_type = "text/plain"))
+)]
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+#[utoipa::path(
+    get, path = "/readyz", tag = "operations",
+    summary = "Ready: NATS connected and both services answer `$SRV.PING`",
+    responses(
+        (status = 200, description = "`ready`", body = String, content_type = "text/plain"),
+        (status = 503, description = "What is not ready", body = String, content_type = "text/plain"),
+    )
+)]
 /// Ready when NATS is connected and both services answer `$SRV.PING`.
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     let client = s.nats.nats();
@@ -121,6 +147,10 @@ async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     (StatusCode::OK, "ready\n".to_owned())
 }
 
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations", summary = "Prometheus metrics (OpenMetrics text)",
+    responses((status = 200, description = "Request counts and latencies by route and status", body = String, content_type = "application/openmetrics-text"))
+)]
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     (
         [(

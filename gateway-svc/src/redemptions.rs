@@ -23,30 +23,36 @@ use shared_events::{
     wallet::{CreditNotice, PhoneRequest, RedemptionCreditRequest, Wallet},
 };
 use svc_kit::nats::{CallError, decode_reply};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
     AppState,
-    error::{ApiError, ApiResult},
+    error::{ApiError, ApiResult, Problem},
     extract::{Body, RequestId},
 };
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedeemBody {
+    /// The gift code; case and dashes do not matter.
+    #[schema(example = "K7QX-4M9P-2ZHD")]
     code: String,
+    /// E.164, or national format in `DEFAULT_REGION`.
+    #[schema(example = "+14155552671")]
     phone: String,
 }
 
 /// The merged answer: the redemption and, once credited, the wallet.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RedemptionView {
     #[serde(flatten)]
     redemption: Redemption,
     wallet: Option<WalletView>,
 }
 
-#[derive(Debug, Serialize)]
+/// The wallet credited by a redemption, as it is now.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct WalletView {
     phone: String,
     balance: i64,
@@ -76,6 +82,24 @@ fn limited(retry_after: u64, what: &str) -> ApiError {
     }
 }
 
+#[utoipa::path(
+    post, path = "/redemptions", tag = "redemptions", summary = "Redeem a code for a phone",
+    description = "Records the redemption and waits up to `GATEWAY_REDEEM_TIMEOUT_MS` for the wallet credit (DESIGN.md §7). The same phone and code again answer with the original redemption.",
+    request_body = RedeemBody,
+    responses(
+        (status = 200, description = "Credited: the redemption with `status: credited` and the wallet", body = RedemptionView),
+        (status = 202, description = "Recorded, credit not yet confirmed: `status: pending`, `wallet: null`; poll `Location`", body = RedemptionView, headers(("Location" = String))),
+        (status = 400, description = "`malformed_json`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`code_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`code_already_redeemed`, `redemption_limit_reached`, `per_phone_limit_reached`, `code_not_yet_active`", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "`code_expired`, `code_inactive`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_phone`, `invalid_code`, `validation_failed`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`, with `Retry-After` (seconds)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64))),
+        (status = 503, description = "`service_unavailable`: giftcode-svc cannot be reached; nothing was recorded", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn redeem(
     State(s): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -236,6 +260,16 @@ fn respond(redemption: Redemption, wallet: Option<WalletView>) -> Response {
     }
 }
 
+#[utoipa::path(
+    get, path = "/redemptions/{id}", tag = "redemptions",
+    summary = "One redemption, with its credit status",
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, body = RedemptionView),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`service_unavailable`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn get(
     State(s): State<AppState>,
     RequestId(rid): RequestId,

@@ -16,28 +16,47 @@ use shared_events::{
         Transaction, Wallet,
     },
 };
+use utoipa::ToSchema;
 
 use crate::{
     AppState,
-    error::{ApiError, ApiResult},
-    extract::{Body, Params, RequestId},
+    error::{ApiError, ApiResult, Problem},
+    extract::{Admin, Body, Params, RequestId},
     groups::PageQuery,
 };
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
+    #[schema(example = "+14155552671")]
     phone: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoveBody {
+    /// Minor units (cents), > 0.
+    #[schema(example = 500)]
     amount: i64,
     description: Option<String>,
 }
 
+#[utoipa::path(
+    post, path = "/wallets", tag = "wallets", summary = "Open a wallet for a phone",
+    security(("admin" = [])), request_body = CreateBody,
+    responses(
+        (status = 201, body = Wallet),
+        (status = 400, description = "`malformed_json`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`: no or wrong bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`wallet_exists`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_phone`, `validation_failed`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`service_unavailable`: wallet-svc cannot be reached", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn create(
+    _: Admin,
     State(s): State<AppState>,
     RequestId(rid): RequestId,
     Body(body): Body<CreateBody>,
@@ -53,7 +72,18 @@ pub async fn create(
     Ok((StatusCode::CREATED, axum::Json(wallet)).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/wallets", tag = "wallets", summary = "Wallets, in phone order",
+    security(("admin" = [])), params(PageQuery),
+    responses(
+        (status = 200, body = Page<Wallet>),
+        (status = 401, description = "`unauthorized`: no or wrong bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: bad `limit` or `cursor`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`service_unavailable`: wallet-svc cannot be reached", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn list(
+    _: Admin,
     State(s): State<AppState>,
     RequestId(rid): RequestId,
     Params(q): Params<PageQuery>,
@@ -67,7 +97,16 @@ pub async fn list(
     ))
 }
 
+#[utoipa::path(
+    get, path = "/wallets/{phone}", tag = "wallets", summary = "One wallet and its balance",
+    security(("admin" = [])), params(("phone" = String, Path, description = "E.164 (`+14155552671`) or national format in `DEFAULT_REGION`")),
+    responses(
+        (status = 200, body = Wallet),
+        (status = 401, description = "`unauthorized`: no or wrong bearer token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "`wallet_not_found`", body = Problem, content_type = "application/problem+json"), (status = 422, description = "`invalid_phone`", body = Problem, content_type = "application/problem+json"), (status = 503, description = "`service_unavailable`: wallet-svc cannot be reached", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn get(
+    _: Admin,
     State(s): State<AppState>,
     RequestId(rid): RequestId,
     Path(phone): Path<String>,
@@ -79,7 +118,19 @@ pub async fn get(
     ))
 }
 
+#[utoipa::path(
+    get, path = "/wallets/{phone}/transactions", tag = "wallets",
+    summary = "A wallet's transactions, newest first",
+    security(("admin" = [])), params(("phone" = String, Path, description = "E.164 (`+14155552671`) or national format in `DEFAULT_REGION`"), PageQuery),
+    responses(
+        (status = 200, body = Page<Transaction>),
+        (status = 401, description = "`unauthorized`: no or wrong bearer token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "`wallet_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_phone`, `validation_failed`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`service_unavailable`: wallet-svc cannot be reached", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn transactions(
+    _: Admin,
     State(s): State<AppState>,
     RequestId(rid): RequestId,
     Path(phone): Path<String>,
@@ -95,7 +146,23 @@ pub async fn transactions(
     ))
 }
 
+#[utoipa::path(
+    post, path = "/wallets/{phone}/credits", tag = "wallets",
+    summary = "Add balance (opens the wallet if needed)",
+    security(("admin" = [])), params(("phone" = String, Path, description = "E.164 (`+14155552671`) or national format in `DEFAULT_REGION`"), ("Idempotency-Key" = String, Header, description = "Required. The same key and body replay the original transaction; another body is 409 `idempotency_conflict`")), request_body = MoveBody,
+    responses(
+        (status = 201, body = Transaction, headers(("Idempotent-Replayed" = bool, description = "`true` when this is the original answer replayed"))),
+        (status = 400, description = "`malformed_json`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`: no or wrong bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`idempotency_conflict`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_phone`, `validation_failed` (amount ≤ 0, no `Idempotency-Key`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`service_unavailable`: wallet-svc cannot be reached", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn credit(
+    _: Admin,
     s: State<AppState>,
     rid: RequestId,
     path: Path<String>,
@@ -105,7 +172,22 @@ pub async fn credit(
     money(s, rid, path, headers, body, wl::CREDITS_CREATE).await
 }
 
+#[utoipa::path(
+    post, path = "/wallets/{phone}/debits", tag = "wallets", summary = "Spend balance",
+    security(("admin" = [])), params(("phone" = String, Path, description = "E.164 (`+14155552671`) or national format in `DEFAULT_REGION`"), ("Idempotency-Key" = String, Header, description = "Required. The same key and body replay the original transaction; another body is 409 `idempotency_conflict`")), request_body = MoveBody,
+    responses(
+        (status = 201, body = Transaction, headers(("Idempotent-Replayed" = bool, description = "`true` when this is the original answer replayed"))),
+        (status = 400, description = "`malformed_json`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`: no or wrong bearer token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "`wallet_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`idempotency_conflict`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`insufficient_funds`, `invalid_phone`, `validation_failed`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`service_unavailable`: wallet-svc cannot be reached", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn debit(
+    _: Admin,
     s: State<AppState>,
     rid: RequestId,
     path: Path<String>,

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// The machine-readable `code` of an error. Serialized as its snake_case word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     MalformedJson,
@@ -102,6 +103,7 @@ impl std::fmt::Display for ErrorCode {
 
 /// One invalid field of a `validation_failed` error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldError {
     pub field: String,
     pub message: String,

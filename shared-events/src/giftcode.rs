@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum GroupKind {
     /// `count` codes, each redeemable once by anyone.
@@ -27,6 +28,7 @@ impl GroupKind {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum GroupStatus {
     Scheduled,
@@ -40,6 +42,7 @@ pub enum GroupStatus {
 /// `prefix` and `per_phone_limit` for unique groups; `max_redemptions` and
 /// `code` (custom) or `prefix` (generated) for shared ones.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateGroupRequest {
     pub name: String,
@@ -63,6 +66,7 @@ pub struct CreateGroupRequest {
 
 /// The statistics of a group (DESIGN.md §4).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GroupStats {
     pub total_codes: i64,
     pub redeemed_codes: i64,
@@ -74,6 +78,7 @@ pub struct GroupStats {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Group {
     pub id: Uuid,
     pub name: String,
@@ -130,6 +135,7 @@ pub struct UpdateGroupRequest {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CodeStatus {
     Unredeemed,
@@ -152,6 +158,7 @@ pub struct ListCodesRequest {
 
 /// A code as listed: never the code itself, only its hint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CodeSummary {
     pub id: Uuid,
     pub hint: String,
@@ -171,6 +178,7 @@ pub struct LookupCodeRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CodeDetails {
     #[serde(flatten)]
     pub code: CodeSummary,
@@ -196,6 +204,7 @@ pub struct GetRedemptionRequest {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RedemptionStatus {
     /// Recorded; the wallet credit is not confirmed yet.
@@ -205,6 +214,7 @@ pub enum RedemptionStatus {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Redemption {
     pub id: Uuid,
     pub group_id: Uuid,

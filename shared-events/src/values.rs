@@ -121,6 +121,7 @@ impl<'de> Deserialize<'de> for Amount {
 /// A page of a list: `{items, next_cursor}` (DESIGN.md §8). `next_cursor` is
 /// opaque to clients and absent on the last page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,

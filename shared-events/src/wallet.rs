@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 /// A user's wallet: `{phone, balance, currency, created_at, updated_at}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Wallet {
     pub phone: String,
     pub balance: i64,
@@ -16,6 +17,7 @@ pub struct Wallet {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TransactionKind {
     GiftCodeRedemption,
@@ -43,6 +45,7 @@ impl TransactionKind {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     Credit,
@@ -53,6 +56,7 @@ pub enum Direction {
 /// `direction` says which way it went; `balance_after` is the wallet's balance
 /// right after it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Transaction {
     pub id: Uuid,
     pub phone: String,

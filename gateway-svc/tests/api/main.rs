@@ -4,5 +4,6 @@
 mod helpers;
 
 mod admin;
+mod docs;
 mod race;
 mod redeem;
