@@ -6,7 +6,10 @@
   bus.py stream STREAM         print every message stored in a JetStream stream
   bus.py micro [NAME]          list NATS services ($SRV.INFO) and their stats
 
-NATS_URL selects the server (default nats://127.0.0.1:4222).
+NATS_URL selects the server (default nats://127.0.0.1:4222); NATS_USER and
+NATS_PASSWORD (or NATS_CREDS, a credentials file) the user, as for the services
+and the nats CLI. The platform refuses anonymous clients: people use `ops`
+(after scripts/run.sh: `source data/nats-ops.env`).
 """
 import asyncio, json, os, sys
 
@@ -16,6 +19,18 @@ except ImportError:
     sys.exit("bus.py needs nats-py: python3 -m pip install nats-py")
 
 URL = os.environ.get("NATS_URL", "nats://127.0.0.1:4222")
+
+
+def credentials():
+    user, password = os.environ.get("NATS_USER"), os.environ.get("NATS_PASSWORD")
+    creds = os.environ.get("NATS_CREDS")
+    if creds:
+        return {"user_credentials": creds}
+    if user and password:
+        return {"user": user, "password": password}
+    if user or password:
+        sys.exit("set NATS_USER and NATS_PASSWORD together")
+    return {}
 
 
 def show(msg):
@@ -89,7 +104,14 @@ async def micro(nc, name):
 async def main(argv):
     if len(argv) < 2:
         sys.exit(__doc__)
-    nc = await nats.connect(URL)
+    async def report(e):  # one line, not nats-py's traceback
+        print(e, file=sys.stderr)
+
+    try:
+        nc = await nats.connect(URL, allow_reconnect=False, error_cb=report, **credentials())
+    except Exception as e:
+        hint = "" if os.environ.get("NATS_USER") else " (as ops: source data/nats-ops.env)"
+        sys.exit(f"cannot connect to {URL}: {e}{hint}")
     try:
         if argv[1] == "req" and len(argv) >= 3:
             await req(nc, argv[2], argv[3] if len(argv) > 3 else "{}")

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Starts the platform on its embedded defaults: nats-server with nats.conf and
 # the services on SQLite files under data/. Ctrl-C stops everything cleanly.
+# Each service connects as its own NATS user (nats-users.conf) with a password
+# made for this run; people use the `ops` user (data/nats-ops.env).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -18,7 +20,27 @@ done
 say "building the services (release; the first build takes a few minutes)"
 cargo build --release --quiet -p giftcode-svc -p wallet-svc -p gateway-svc
 
+# The NATS users' passwords: yours if set (letters and digits, starting with a
+# letter), else fresh ones for this run. nats-server reads them from its
+# environment; each service gets only its own, as NATS_USER/NATS_PASSWORD.
+rand_password() { printf 'p%s' "$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"; }
+for var in GIFTCODE_NATS_PASSWORD WALLET_NATS_PASSWORD GATEWAY_NATS_PASSWORD OPS_NATS_PASSWORD; do
+  [ -n "${!var:-}" ] || printf -v "$var" '%s' "$(rand_password)"
+  [[ ${!var} =~ ^[A-Za-z][A-Za-z0-9]*$ ]] || die "$var: use letters and digits only, starting with a letter"
+  export -n "$var"
+done
+unset NATS_USER NATS_PASSWORD NATS_CREDS
+
 mkdir -p data/logs
+# For people: `source data/nats-ops.env`, then the nats CLI or scripts/bus.py.
+OPS_ENV=data/nats-ops.env
+(umask 077 && cat >"$OPS_ENV" <<ENV
+# The NATS ops user of the platform that scripts/run.sh is running (removed
+# when it stops; the password is new each run). Read by the nats CLI and bus.py.
+export NATS_USER=ops
+export NATS_PASSWORD=$OPS_NATS_PASSWORD
+ENV
+)
 pids=()
 stop() {
   trap - INT TERM EXIT
@@ -32,6 +54,7 @@ stop() {
     kill -TERM "${pids[$i]}" 2>/dev/null || true
     wait "${pids[$i]}" 2>/dev/null || true
   done
+  rm -f "$OPS_ENV"
   say "stopped" || true
 }
 trap 'stop; exit 0' INT TERM
@@ -47,20 +70,26 @@ wait_url() { # url, name
 
 # Each process runs in its own session: Ctrl-C reaches this script only, which
 # then stops the services before the broker they drain into.
-setsid "$NATS_SERVER_BIN" -c nats.conf >data/logs/nats.log 2>&1 &
+# (Passwords go in the environment, never on a command line.)
+GIFTCODE_NATS_PASSWORD=$GIFTCODE_NATS_PASSWORD WALLET_NATS_PASSWORD=$WALLET_NATS_PASSWORD \
+GATEWAY_NATS_PASSWORD=$GATEWAY_NATS_PASSWORD OPS_NATS_PASSWORD=$OPS_NATS_PASSWORD \
+  setsid "$NATS_SERVER_BIN" -c nats.conf >data/logs/nats.log 2>&1 &
 pids+=($!)
 wait_url "http://127.0.0.1:8222/healthz?js-enabled-only=true" nats-server
 
-setsid ./target/release/giftcode-svc >data/logs/giftcode-svc.log 2>&1 &
+NATS_USER=giftcode NATS_PASSWORD=$GIFTCODE_NATS_PASSWORD \
+  setsid ./target/release/giftcode-svc >data/logs/giftcode-svc.log 2>&1 &
 pids+=($!)
-setsid ./target/release/wallet-svc >data/logs/wallet-svc.log 2>&1 &
+NATS_USER=wallet NATS_PASSWORD=$WALLET_NATS_PASSWORD \
+  setsid ./target/release/wallet-svc >data/logs/wallet-svc.log 2>&1 &
 pids+=($!)
 wait_url "http://127.0.0.1:8082/readyz" giftcode-svc
 wait_url "http://127.0.0.1:8081/readyz" wallet-svc
 
 # The admin token: yours if GATEWAY_ADMIN_TOKEN is set, else a fresh one.
 export GATEWAY_ADMIN_TOKEN="${GATEWAY_ADMIN_TOKEN:-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')}"
-setsid ./target/release/gateway-svc >data/logs/gateway-svc.log 2>&1 &
+NATS_USER=gateway NATS_PASSWORD=$GATEWAY_NATS_PASSWORD \
+  setsid ./target/release/gateway-svc >data/logs/gateway-svc.log 2>&1 &
 pids+=($!)
 wait_url "http://127.0.0.1:8080/readyz" gateway-svc
 
@@ -73,6 +102,8 @@ cat <<TXT
     nats-server   nats://127.0.0.1:4222          monitoring http://127.0.0.1:8222
 
   Admin token: $GATEWAY_ADMIN_TOKEN
+  NATS: users giftcode, wallet, gateway (one per service) and ops (for you),
+        ops password $OPS_NATS_PASSWORD (new each run; anonymous clients are refused)
 
   Try it:
     export TOKEN=$GATEWAY_ADMIN_TOKEN
@@ -80,6 +111,11 @@ cat <<TXT
          -H 'Content-Type: application/json' -d '{"name":"Launch","kind":"unique","amount":500,"count":3}'
     curl -s -X POST localhost:8080/api/v1/redemptions -H 'Content-Type: application/json' \\
          -d '{"code":"<a code from above>","phone":"+14155552671"}'
+
+  Watch the bus as ops (the nats CLI and scripts/bus.py read NATS_USER/NATS_PASSWORD):
+    source $OPS_ENV
+    nats sub 'giftcode.events.>'     or  python3 scripts/bus.py sub 'giftcode.events.>'
+    nats micro ls                    or  python3 scripts/bus.py micro
 
   Ctrl-C stops everything.
 TXT

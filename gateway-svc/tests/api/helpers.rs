@@ -1,6 +1,8 @@
-//! `Stack::start` runs the platform as shipped: a private nats-server and the
-//! giftcode-svc, wallet-svc and gateway-svc binaries, on SQLite files in a temp
-//! dir. Processes are killed when the stack is dropped.
+//! `Stack::start` runs the platform as shipped: a private nats-server with the
+//! repo's users and permissions (`nats-users.conf`), and the giftcode-svc,
+//! wallet-svc and gateway-svc binaries, each connecting as its own user, on
+//! SQLite files in a temp dir. Processes are killed when the stack is dropped,
+//! and a test fails if a service was refused anything by the broker.
 
 use std::{
     path::PathBuf,
@@ -48,7 +50,7 @@ impl Stack {
     /// The platform with the gateway's rate limits off and a long redeem
     /// timeout, unless `env` says otherwise.
     pub async fn start(gateway_env: &[(&str, &str)]) -> Stack {
-        let nats = NatsServer::start();
+        let nats = NatsServer::start_with_users();
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let mut env: Vec<(String, String)> = vec![
@@ -93,7 +95,11 @@ impl Stack {
         };
         let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).expect("log");
         let mut cmd = Command::new(path);
+        // Each service as its own NATS user: giftcode, wallet, gateway.
+        let user = name.trim_end_matches("-svc");
         cmd.env("NATS_URL", self.nats.url())
+            .envs(self.nats.env_for(user))
+            .env_remove("NATS_CREDS")
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -222,5 +228,14 @@ impl Drop for Stack {
         kill(self.gateway.take());
         kill(self.giftcode.take());
         kill(self.wallet.take());
+        // Every test is also a test of the permissions: a grant missing from
+        // nats-users.conf shows up here even where a service retried around it.
+        let refused = self.nats.service_violations();
+        if !refused.is_empty() && !std::thread::panicking() {
+            panic!(
+                "the broker refused the services (see nats-users.conf):\n{}",
+                refused.join("\n")
+            );
+        }
     }
 }

@@ -5,5 +5,6 @@ mod helpers;
 
 mod admin;
 mod docs;
+mod permissions;
 mod race;
 mod redeem;

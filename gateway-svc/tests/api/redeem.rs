@@ -47,21 +47,13 @@ async fn credited_replayed_and_each_event_seen_once() {
     assert_eq!((status, wallet["balance"].clone()), (200, json!(500)));
 
     // The events of the redeem, each exactly once, with the request id.
-    let client = testkit::bus::connect(&s.nats.url()).await;
-    let redeemed = testkit::bus::wait_for_events(
-        client.nats(),
-        GIFTCODE_EVENTS_STREAM,
-        events::CODE_REDEEMED,
-        1,
-    )
-    .await;
-    let credited = testkit::bus::wait_for_events(
-        client.nats(),
-        WALLET_EVENTS_STREAM,
-        events::WALLET_CREDITED,
-        1,
-    )
-    .await;
+    let client = s.nats.connect_as("ops").await;
+    let redeemed =
+        testkit::bus::wait_for_events(&client, GIFTCODE_EVENTS_STREAM, events::CODE_REDEEMED, 1)
+            .await;
+    let credited =
+        testkit::bus::wait_for_events(&client, WALLET_EVENTS_STREAM, events::WALLET_CREDITED, 1)
+            .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     for (events, kind) in [
         (redeemed, "giftcode.code.redeemed"),
