@@ -52,9 +52,19 @@ pub enum ConnectError {
 }
 
 impl NatsArgs {
+    /// The servers of `url`: async-nats reads one URL per string, so a
+    /// cluster's comma-separated list is split here.
+    pub fn servers(&self) -> Vec<&str> {
+        self.url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .collect()
+    }
+
     /// Connects, retrying for up to ten seconds so that a service started next to
     /// its broker does not lose the race; after that it fails with the reason.
-    /// Once connected, the client reconnects forever.
+    /// Once connected, the client reconnects forever (to any of the servers).
     pub async fn connect(&self, name: &str) -> Result<Client, ConnectError> {
         let mut last = String::new();
         for _ in 0..20 {
@@ -72,7 +82,7 @@ impl NatsArgs {
                 (None, None, None) => opts,
                 _ => return Err(ConnectError::HalfCredentials),
             };
-            match opts.connect(self.url.as_str()).await {
+            match opts.connect(self.servers()).await {
                 Ok(client) => return Ok(client),
                 Err(e) => last = e.to_string(),
             }
@@ -336,5 +346,38 @@ fn map_request_error(subject: &str, e: async_nats::RequestError) -> CallError {
         RequestErrorKind::NoResponders => CallError::NoResponders(subject.to_owned()),
         RequestErrorKind::TimedOut => CallError::Timeout(subject.to_owned()),
         _ => CallError::Transport(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Args {
+        #[command(flatten)]
+        nats: NatsArgs,
+    }
+
+    #[test]
+    fn a_cluster_url_list_is_split_into_servers() {
+        let a = Args::try_parse_from([
+            "x",
+            "--nats-url",
+            "nats://127.0.0.1:4222, nats://127.0.0.1:4223,,nats://127.0.0.1:4224",
+        ])
+        .expect("args");
+        assert_eq!(
+            a.nats.servers(),
+            [
+                "nats://127.0.0.1:4222",
+                "nats://127.0.0.1:4223",
+                "nats://127.0.0.1:4224"
+            ]
+        );
+        for server in a.nats.servers() {
+            assert!(server.parse::<async_nats::ServerAddr>().is_ok(), "{server}");
+        }
     }
 }

@@ -235,15 +235,30 @@ pub async fn ensure_stream(
     subjects: &str,
     replicas: usize,
 ) -> Result<(), String> {
-    js.get_or_create_stream(jetstream::stream::Config {
-        name: name.to_owned(),
-        subjects: vec![subjects.to_owned()],
-        storage: jetstream::stream::StorageType::File,
-        num_replicas: replicas.max(1),
-        duplicate_window: Duration::from_secs(120),
-        ..Default::default()
-    })
-    .await
-    .map(|_| ())
-    .map_err(|e| format!("cannot create stream {name}: {e}"))
+    // A cluster may be electing a leader, or another replica may be creating
+    // the same stream: a timeout at start-up is worth waiting out, not dying
+    // of (the reliability suite's scale-out scenario found this).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut pause = Duration::from_millis(250);
+    loop {
+        let created = js
+            .get_or_create_stream(jetstream::stream::Config {
+                name: name.to_owned(),
+                subjects: vec![subjects.to_owned()],
+                storage: jetstream::stream::StorageType::File,
+                num_replicas: replicas.max(1),
+                duplicate_window: Duration::from_secs(120),
+                ..Default::default()
+            })
+            .await;
+        match created {
+            Ok(_) => return Ok(()),
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                tracing::warn!(stream = name, error = %e, "stream not ready; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(4));
+            }
+            Err(e) => return Err(format!("cannot create stream {name}: {e}")),
+        }
+    }
 }
