@@ -59,13 +59,20 @@ impl From<CallError> for ApiError {
             CallError::Service(e) => e.into(),
             other => {
                 tracing::warn!(error = %other, "service call failed");
-                let code = other.code();
-                let detail = if code == ErrorCode::ServiceUnavailable {
-                    "a back-end service is unavailable; nothing was recorded".to_owned()
-                } else {
-                    "internal error".to_owned()
+                // Only "no responders" proves the request reached no service.
+                // A timeout or a cut connection may come after a service
+                // acted: say so, rather than promise nothing happened.
+                let detail = match other {
+                    CallError::NoResponders(_) => {
+                        "a back-end service is unavailable; nothing was recorded"
+                    }
+                    CallError::Timeout(_) | CallError::Transport(_) => {
+                        "a back-end service did not answer in time; the outcome is unknown. \
+                         Retrying is safe: a redeem retried returns the original redemption"
+                    }
+                    _ => "internal error",
                 };
-                Self::new(code, detail)
+                Self::new(other.code(), detail)
             }
         }
     }
