@@ -7,6 +7,7 @@ pub mod extract;
 pub mod groups;
 pub mod limits;
 pub mod openapi;
+pub mod reconciliation;
 pub mod redemptions;
 pub mod wallets;
 
@@ -78,7 +79,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(wallets::get))
         .routes(routes!(wallets::transactions))
         .routes(routes!(wallets::credit))
-        .routes(routes!(wallets::debit));
+        .routes(routes!(wallets::debit))
+        .routes(routes!(reconciliation::check));
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/api/v1", api)
         .routes(routes!(healthz))

@@ -267,6 +267,7 @@ mod tests {
             ("GET", "/api/v1/wallets/{phone}/transactions"),
             ("POST", "/api/v1/wallets/{phone}/credits"),
             ("POST", "/api/v1/wallets/{phone}/debits"),
+            ("GET", "/api/v1/reconciliation"),
         ];
         let ops = ["/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"].map(|p| ("GET", p));
         let mut expected: Vec<(String, String)> = public

@@ -10,6 +10,7 @@ pub mod error;
 pub mod groups;
 mod keys;
 pub mod nats;
+pub mod reconciliation;
 pub mod redeem;
 
 use std::{future::Future, sync::Arc, time::Duration};

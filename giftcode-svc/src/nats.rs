@@ -15,6 +15,7 @@ use shared_events::{
         ListGroupsRequest, ListRedemptionsRequest, LookupCodeRequest, RedeemRequest,
         UpdateGroupRequest,
     },
+    reconciliation::PageRequest,
     subjects::{GIFTCODE_SERVICE, giftcode as ep},
 };
 use svc_kit::nats::{parse_request, request_id, respond};
@@ -110,6 +111,13 @@ async fn handle(app: App, client: Client, subject: &'static str, req: Request) {
             ep::REDEMPTIONS_GET => {
                 reply(&req, async {
                     app.get_redemption(&parse_request::<GetRedemptionRequest>(&payload)?.id)
+                        .await
+                })
+                .await
+            }
+            ep::RECONCILIATION_PAGE => {
+                reply(&req, async {
+                    app.reconciliation_page(parse_request::<PageRequest>(&payload)?)
                         .await
                 })
                 .await

@@ -9,6 +9,7 @@ pub mod envelope;
 pub mod error;
 pub mod events;
 pub mod giftcode;
+pub mod reconciliation;
 pub mod subjects;
 pub mod values;
 pub mod wallet;

@@ -36,9 +36,11 @@ pub mod giftcode {
     pub const CODES_LOOKUP: &str = "giftcode.codes.lookup";
     pub const REDEMPTIONS_LIST: &str = "giftcode.redemptions.list";
     pub const REDEMPTIONS_GET: &str = "giftcode.redemptions.get";
+    /// Recorded redemptions in id order, for reconciliation.
+    pub const RECONCILIATION_PAGE: &str = "giftcode.reconciliation.page";
 
     /// Every endpoint, for registration and for tests that walk them all.
-    pub const ALL: [&str; 9] = [
+    pub const ALL: [&str; 10] = [
         REDEEM,
         GROUPS_CREATE,
         GROUPS_LIST,
@@ -48,6 +50,7 @@ pub mod giftcode {
         CODES_LOOKUP,
         REDEMPTIONS_LIST,
         REDEMPTIONS_GET,
+        RECONCILIATION_PAGE,
     ];
 }
 
@@ -73,8 +76,10 @@ pub mod wallet {
     pub const LEDGER_CHECK: &str = "wallet.ledger.check";
     /// The credit of one gift-code redemption, if it has been made.
     pub const REDEMPTIONS_GET: &str = "wallet.redemptions.get";
+    /// Redemption credits in redemption-id order, for reconciliation.
+    pub const RECONCILIATION_PAGE: &str = "wallet.reconciliation.page";
 
-    pub const ALL: [&str; 9] = [
+    pub const ALL: [&str; 10] = [
         WALLETS_CREATE,
         WALLETS_GET,
         WALLETS_LIST,
@@ -84,5 +89,6 @@ pub mod wallet {
         FUNDING_GET,
         LEDGER_CHECK,
         REDEMPTIONS_GET,
+        RECONCILIATION_PAGE,
     ];
 }

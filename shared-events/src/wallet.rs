@@ -148,6 +148,7 @@ pub struct Funding {
 
 /// `wallet.ledger.check`: the ledger's own invariants (DESIGN.md §5).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LedgerCheck {
     pub accounts: i64,
     pub transfers: i64,

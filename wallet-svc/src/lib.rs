@@ -8,6 +8,7 @@ mod config;
 pub mod error;
 pub mod ledger;
 pub mod nats;
+pub mod reconciliation;
 pub mod redemptions;
 pub mod wallets;
 

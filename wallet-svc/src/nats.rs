@@ -9,6 +9,7 @@ use async_nats::{
 };
 use shared_events::{
     ErrorCode, ServiceError,
+    reconciliation::PageRequest,
     subjects::{WALLET_SERVICE, wallet as ep},
     wallet::{
         FundingRequest, ListTransactionsRequest, ListWalletsRequest, MoveRequest, PhoneRequest,
@@ -127,6 +128,17 @@ async fn handle(app: App, subject: &'static str, req: Request) {
                 .await
             }
             ep::LEDGER_CHECK => reply(&req, run(app.ledger_check()).await).await,
+            ep::RECONCILIATION_PAGE => {
+                reply(
+                    &req,
+                    run(async {
+                        app.reconciliation_page(parse_request::<PageRequest>(&payload)?)
+                            .await
+                    })
+                    .await,
+                )
+                .await
+            }
             ep::REDEMPTIONS_GET => {
                 reply(
                     &req,

@@ -169,6 +169,11 @@ impl Stack {
         }
     }
 
+    /// wallet-svc's SQLite file, for tests that tamper with the ledger.
+    pub fn wallet_db(&self) -> std::path::PathBuf {
+        self.dir.path().join("wallet.db")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}/api/v1{path}", self.base)
     }

@@ -7,4 +7,5 @@ mod admin;
 mod docs;
 mod permissions;
 mod race;
+mod reconcile;
 mod redeem;

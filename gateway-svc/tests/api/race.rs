@@ -72,4 +72,11 @@ async fn shared_cap_of_100_raced_by_1000() {
         .expect("send");
     let page: Value = r.json().await.expect("json");
     assert_eq!(page["items"].as_array().map(Vec::len), Some(100));
+    let (status, report) = s.get_json("/reconciliation").await;
+    assert_eq!(status, 200);
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["redemptions"], 100);
+    assert_eq!(report["credits"], 100);
+    assert_eq!(report["groups"][0]["credited_amount"], 25_000);
+    assert_eq!(report["ledger"]["sum_of_balances"], 0);
 }

@@ -106,6 +106,12 @@ async fn pending_while_wallet_is_down_then_credited_once() {
         .await
         .expect("json");
     assert_eq!(pending["status"], "pending");
+    // With the ledger's owner away there is nothing to reconcile against.
+    let (status, report) = s.get_json("/reconciliation").await;
+    assert_eq!(
+        (status, report["code"].as_str()),
+        (503, Some("service_unavailable"))
+    );
 
     s.start_wallet();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -133,6 +139,12 @@ async fn pending_while_wallet_is_down_then_credited_once() {
         .get_json(&format!("/wallets/{}/transactions", phone(1)))
         .await;
     assert_eq!(txs["items"].as_array().map(Vec::len), Some(1));
+    let (_, report) = s.get_json("/reconciliation").await;
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(
+        (report["redemptions"].clone(), report["credits"].clone()),
+        (json!(1), json!(1))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

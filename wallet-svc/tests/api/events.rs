@@ -13,6 +13,7 @@ use serde_json::json;
 use shared_events::{
     Envelope,
     events::CodeRedeemed,
+    reconciliation::ItemPage,
     subjects::{GIFTCODE_EVENTS_STREAM, WALLET_EVENTS_STREAM, events, wallet as ep},
     wallet::{CreditNotice, Funding, Transaction},
 };
@@ -143,6 +144,31 @@ async fn duplicates_credit_once(backend: Backend) {
         .await
         .expect_err("no such credit");
     assert_eq!(none.code(), shared_events::ErrorCode::NotFound);
+    // The reconciliation walk, a page of one at a time: both credits, in
+    // redemption-id order, and nothing after.
+    let mut walked = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page: ItemPage = p
+            .call(ep::RECONCILIATION_PAGE, json!({"limit": 1, "after": after}))
+            .await
+            .expect("page");
+        walked.extend(page.items);
+        after = page.next;
+        if after.is_none() {
+            break;
+        }
+    }
+    let mut expected = vec![
+        (event.data.redemption_id, event.data.group_id, 700),
+        (other.data.redemption_id, other.data.group_id, 1),
+    ];
+    expected.sort();
+    let walked: Vec<_> = walked
+        .iter()
+        .map(|i| (i.redemption_id, i.group_id, i.amount))
+        .collect();
+    assert_eq!(walked, expected);
     p.assert_ledger_consistent().await;
     let credited =
         testkit::bus::wait_for_events(&client, WALLET_EVENTS_STREAM, events::WALLET_CREDITED, 2)

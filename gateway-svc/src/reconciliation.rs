@@ -1,0 +1,254 @@
+//! `GET /api/v1/reconciliation` (admin): does the money add up? It checks
+//! DESIGN.md §7's invariant from both owners of the truth:
+//!
+//! - per group, giftcode-svc's `redemptions` and `redeemed_amount` against what
+//!   wallet-svc debited from the group's funding account;
+//! - per redemption, by merging the two services' lists (each in redemption-id
+//!   order, a page at a time, so nothing is held whole): recorded but not (yet)
+//!   credited, credited twice, credited with no redemption, credited with
+//!   another amount or group;
+//! - the ledger's own check: balances sum to zero and match the transfers.
+//!
+//! `ok` is true only when all of it matches. While redeems are in flight a
+//! redemption may show as not yet credited; run it once the platform is quiet.
+
+use std::collections::VecDeque;
+
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
+use shared_events::{
+    Page,
+    giftcode::{Group, ListGroupsRequest},
+    reconciliation::{Item, ItemPage, PageRequest},
+    subjects::{giftcode as gc, wallet as wl},
+    wallet::{Funding, FundingRequest, LedgerCheck},
+};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::{
+    AppState,
+    error::{ApiResult, Problem},
+    extract::{Admin, RequestId},
+};
+
+/// How many redemption ids each finding lists (the count is always whole).
+const SHOWN: usize = 100;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Reconciliation {
+    /// True when every group, every redemption and the ledger match.
+    pub ok: bool,
+    pub checked_at: DateTime<Utc>,
+    /// Redemptions giftcode-svc recorded, and redemption credits wallet-svc made.
+    pub redemptions: u64,
+    pub credits: u64,
+    pub groups: Vec<GroupCheck>,
+    /// Recorded, but no credit (yet).
+    pub uncredited: Finding,
+    /// Credited more than once.
+    pub credited_twice: Finding,
+    /// A credit for a redemption giftcode-svc never recorded.
+    pub credited_without_redemption: Finding,
+    /// A credit whose amount or group differs from the redemption's.
+    pub mismatched: Finding,
+    pub ledger: LedgerCheck,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupCheck {
+    pub group_id: Uuid,
+    /// giftcode-svc's stats of the group.
+    pub redemptions: i64,
+    pub redeemed_amount: i64,
+    /// What wallet-svc paid from the group's funding account.
+    pub credits: i64,
+    pub credited_amount: i64,
+    pub ok: bool,
+}
+
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct Finding {
+    pub count: u64,
+    /// The first redemption ids found (at most 100).
+    pub redemption_ids: Vec<Uuid>,
+}
+
+impl Finding {
+    fn add(&mut self, id: Uuid) {
+        self.count += 1;
+        if self.redemption_ids.len() < SHOWN {
+            self.redemption_ids.push(id);
+        }
+    }
+}
+
+#[utoipa::path(
+    get, path = "/reconciliation", tag = "operations",
+    summary = "Check that every redemption is credited exactly once and the ledger sums to zero",
+    security(("admin" = [])),
+    responses(
+        (status = 200, description = "The report; `ok` says whether everything matches", body = Reconciliation),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`service_unavailable`: a service cannot be reached", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn check(
+    _: Admin,
+    State(s): State<AppState>,
+    RequestId(rid): RequestId,
+) -> ApiResult<axum::Json<Reconciliation>> {
+    let checked_at = Utc::now();
+    let groups = group_checks(&s, &rid).await?;
+    let mut report = Reconciliation {
+        ok: false,
+        checked_at,
+        redemptions: 0,
+        credits: 0,
+        groups,
+        uncredited: Finding::default(),
+        credited_twice: Finding::default(),
+        credited_without_redemption: Finding::default(),
+        mismatched: Finding::default(),
+        ledger: s.nats.call(wl::LEDGER_CHECK, &(), Some(&rid)).await?,
+    };
+    merge(&s, &rid, &mut report).await?;
+    report.ok = report.ledger.ok
+        && report.groups.iter().all(|g| g.ok)
+        && [
+            &report.uncredited,
+            &report.credited_twice,
+            &report.credited_without_redemption,
+            &report.mismatched,
+        ]
+        .iter()
+        .all(|f| f.count == 0);
+    Ok(axum::Json(report))
+}
+
+/// Every group's stats beside its funding account.
+async fn group_checks(s: &AppState, rid: &str) -> ApiResult<Vec<GroupCheck>> {
+    let mut groups = Vec::new();
+    let mut cursor = None;
+    loop {
+        let req = ListGroupsRequest {
+            limit: Some(500),
+            cursor,
+        };
+        let page: Page<Group> = s.nats.call(gc::GROUPS_LIST, &req, Some(rid)).await?;
+        groups.extend(page.items);
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    futures::stream::iter(groups)
+        .map(|g| async move {
+            let f: Funding = s
+                .nats
+                .call(
+                    wl::FUNDING_GET,
+                    &FundingRequest { group_id: g.id },
+                    Some(rid),
+                )
+                .await?;
+            Ok(GroupCheck {
+                group_id: g.id,
+                redemptions: g.stats.redemptions,
+                redeemed_amount: g.stats.redeemed_amount,
+                credits: f.transfers,
+                credited_amount: f.debited,
+                ok: g.stats.redemptions == f.transfers && g.stats.redeemed_amount == f.debited,
+            })
+        })
+        .buffered(16)
+        .try_collect()
+        .await
+}
+
+/// One side's list, fetched a page at a time as the merge consumes it.
+struct Pages<'a> {
+    s: &'a AppState,
+    rid: &'a str,
+    subject: &'static str,
+    buf: VecDeque<Item>,
+    after: Option<String>,
+    done: bool,
+}
+
+impl<'a> Pages<'a> {
+    fn new(s: &'a AppState, rid: &'a str, subject: &'static str) -> Self {
+        Self {
+            s,
+            rid,
+            subject,
+            buf: VecDeque::new(),
+            after: None,
+            done: false,
+        }
+    }
+
+    async fn peek(&mut self) -> ApiResult<Option<&Item>> {
+        if self.buf.is_empty() && !self.done {
+            let req = PageRequest {
+                after: self.after.take(),
+                limit: None,
+            };
+            let page: ItemPage = self.s.nats.call(self.subject, &req, Some(self.rid)).await?;
+            self.buf.extend(page.items);
+            self.done = page.next.is_none();
+            self.after = page.next;
+        }
+        Ok(self.buf.front())
+    }
+
+    fn pop(&mut self) -> Option<Item> {
+        self.buf.pop_front()
+    }
+}
+
+/// Walks both lists in redemption-id order, like a merge join.
+async fn merge(s: &AppState, rid: &str, r: &mut Reconciliation) -> ApiResult<()> {
+    let mut redeemed = Pages::new(s, rid, gc::RECONCILIATION_PAGE);
+    let mut credited = Pages::new(s, rid, wl::RECONCILIATION_PAGE);
+    loop {
+        let g = redeemed.peek().await?.cloned();
+        let w = credited.peek().await?.map(|i| i.redemption_id);
+        let id = match (&g, w) {
+            (None, None) => return Ok(()),
+            (Some(g), Some(w)) => g.redemption_id.min(w),
+            (Some(g), None) => g.redemption_id,
+            (None, Some(w)) => w,
+        };
+        let mut credits = Vec::new();
+        while credited
+            .peek()
+            .await?
+            .is_some_and(|i| i.redemption_id == id)
+        {
+            credits.extend(credited.pop());
+        }
+        r.credits += credits.len() as u64;
+        match g.filter(|g| g.redemption_id == id) {
+            Some(g) => {
+                redeemed.pop();
+                r.redemptions += 1;
+                if credits.is_empty() {
+                    r.uncredited.add(id);
+                }
+                if credits.len() > 1 {
+                    r.credited_twice.add(id);
+                }
+                if credits
+                    .iter()
+                    .any(|c| c.amount != g.amount || c.group_id != g.group_id)
+                {
+                    r.mismatched.add(id);
+                }
+            }
+            None => r.credited_without_redemption.add(id),
+        }
+    }
+}
