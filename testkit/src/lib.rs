@@ -42,7 +42,7 @@ fn wait_for_port(port: u16, what: &str, timeout: Duration) {
 }
 
 /// Kills `pid` with `signal` once this test process is gone.
-fn watchdog(pid: u32, signal: &str) {
+pub fn watchdog(pid: u32, signal: &str) {
     let script = format!(
         "while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill -{signal} {pid} 2>/dev/null",
         parent = std::process::id()
