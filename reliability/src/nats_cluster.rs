@@ -106,15 +106,10 @@ impl NatsCluster {
     fn wait_meta_leader(&self, within: Duration) {
         let deadline = Instant::now() + within;
         loop {
-            let led = self.nodes.iter().filter(|n| n.child.is_some()).any(|n| {
-                std::process::Command::new("curl")
-                    .args(["-s", "-m", "2"])
-                    .arg(format!("http://127.0.0.1:{}/jsz", n.monitor))
-                    .output()
-                    .ok()
-                    .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
-                    .is_some_and(|v| v["meta_cluster"]["leader"].is_string())
-            });
+            let led =
+                self.nodes.iter().filter(|n| n.child.is_some()).any(|n| {
+                    jsz(n.monitor).is_some_and(|v| v["meta_cluster"]["leader"].is_string())
+                });
             if led {
                 return;
             }
@@ -168,4 +163,18 @@ impl Drop for NatsCluster {
             self.kill(i);
         }
     }
+}
+
+/// The node's `/jsz` monitoring page, read with a bare HTTP/1.0 request (no
+/// HTTP client in a sync context, and no curl needed on the machine).
+fn jsz(monitor: u16) -> Option<serde_json::Value> {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", monitor)).ok()?;
+    conn.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    conn.write_all(b"GET /jsz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .ok()?;
+    let mut reply = Vec::new();
+    conn.read_to_end(&mut reply).ok()?;
+    let at = reply.windows(4).position(|w| w == b"\r\n\r\n")?;
+    serde_json::from_slice(&reply[at + 4..]).ok()
 }
