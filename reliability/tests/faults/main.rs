@@ -77,6 +77,28 @@ fn load(p: &Platform, concurrency: usize) -> Load {
     }
 }
 
+/// Drives `attempts` through the gateways while `inject` strikes (it returns
+/// what it did), then heals the platform, verifies the invariants and writes
+/// the figures down.
+async fn under_fire(
+    name: &str,
+    p: &mut Platform,
+    admin: &Admin,
+    expect: Expect,
+    attempts: Vec<Attempt>,
+    inject: impl AsyncFnOnce(&mut Platform, &Progress, usize) -> Vec<String>,
+) {
+    let l = load(p, 32);
+    let progress = l.progress.clone();
+    let total = attempts.len();
+    let started = Instant::now();
+    let (outcomes, faults) = tokio::join!(l.run(attempts), inject(p, &progress, total));
+    let load_time = started.elapsed();
+    p.heal().await;
+    let v = verify(admin, &outcomes, &expect).await;
+    figures(name, &outcomes, &faults, load_time, &v);
+}
+
 /// Prints and writes down a scenario's figures.
 fn figures(name: &str, outcomes: &[Outcome], faults: &[String], load_time: Duration, v: &Verified) {
     let (last, all) = tally(outcomes);
@@ -151,12 +173,7 @@ async fn kill9_wallet_then_giftcode_under_load() {
     let mut p = Platform::start(Options::default()).await;
     let admin = Admin::new(&p.api_bases()[0], TOKEN);
     let (expect, attempts) = unique_load(&admin, n).await;
-    let l = load(&p, 32);
-    let progress = l.progress.clone();
-    let total = attempts.len();
-    let mut faults = Vec::new();
-    let started = Instant::now();
-    let inject = async {
+    let inject = async |p: &mut Platform, progress: &Progress, total: usize| {
         // wallet-svc in the first half of the load, giftcode-svc in the second.
         let mut plan: Vec<(usize, &str)> = moments(total / 2, kills)
             .into_iter()
@@ -167,6 +184,7 @@ async fn kill9_wallet_then_giftcode_under_load() {
                 .into_iter()
                 .map(|m| (total / 2 + m, "giftcode-svc")),
         );
+        let mut faults = Vec::new();
         for (at, which) in plan {
             progress.reach(at).await;
             let proc = if which == "wallet-svc" {
@@ -183,18 +201,10 @@ async fn kill9_wallet_then_giftcode_under_load() {
             tokio::time::sleep(down).await;
             proc.start();
         }
+        faults
     };
-    let (outcomes, ()) = tokio::join!(l.run(attempts), inject);
-    let load_time = started.elapsed();
-    p.heal().await;
-    let v = verify(&admin, &outcomes, &expect).await;
-    figures(
-        "kill9-wallet-then-giftcode",
-        &outcomes,
-        &faults,
-        load_time,
-        &v,
-    );
+    let name = "kill9-wallet-then-giftcode";
+    under_fire(name, &mut p, &admin, expect, attempts, inject).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -205,12 +215,8 @@ async fn nats_server_restarted_under_load() {
     let mut p = Platform::start(Options::default()).await;
     let admin = Admin::new(&p.api_bases()[0], TOKEN);
     let (expect, attempts) = unique_load(&admin, n).await;
-    let l = load(&p, 32);
-    let progress = l.progress.clone();
-    let total = attempts.len();
-    let mut faults = Vec::new();
-    let started = Instant::now();
-    let inject = async {
+    let inject = async |p: &mut Platform, progress: &Progress, total: usize| {
+        let mut faults = Vec::new();
         for at in moments(total, restarts) {
             progress.reach(at).await;
             let Broker::Single(nats) = &mut p.broker else {
@@ -225,12 +231,9 @@ async fn nats_server_restarted_under_load() {
             tokio::time::sleep(down).await;
             tokio::task::block_in_place(|| nats.restart());
         }
+        faults
     };
-    let (outcomes, ()) = tokio::join!(l.run(attempts), inject);
-    let load_time = started.elapsed();
-    p.heal().await;
-    let v = verify(&admin, &outcomes, &expect).await;
-    figures("nats-restart", &outcomes, &faults, load_time, &v);
+    under_fire("nats-restart", &mut p, &admin, expect, attempts, inject).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -246,12 +249,8 @@ async fn scale_out_cluster_loses_a_node_and_a_replica_of_each() {
     .await;
     let admin = Admin::new(&p.api_bases()[1], TOKEN);
     let (expect, attempts) = unique_load(&admin, n).await;
-    let l = load(&p, 32);
-    let progress = l.progress.clone();
-    let total = attempts.len();
-    let mut faults = Vec::new();
-    let started = Instant::now();
-    let inject = async {
+    let inject = async |p: &mut Platform, progress: &Progress, total: usize| {
+        let mut faults = Vec::new();
         let at = moments(total, 2);
         progress.reach(at[0]).await;
         let Broker::Cluster(cluster) = &mut p.broker else {
@@ -264,12 +263,12 @@ async fn scale_out_cluster_loses_a_node_and_a_replica_of_each() {
             faults.push(format!("kill -9 {} after {} attempts", proc.name, at[0]));
         }
         progress.reach(at[1]).await;
+        let Broker::Cluster(cluster) = &mut p.broker else {
+            unreachable!("a cluster")
+        };
         tokio::task::block_in_place(|| cluster.restart(0));
         faults.push(format!("NATS node n0 back after {} attempts", at[1]));
+        faults
     };
-    let (outcomes, ()) = tokio::join!(l.run(attempts), inject);
-    let load_time = started.elapsed();
-    p.heal().await;
-    let v = verify(&admin, &outcomes, &expect).await;
-    figures("scale-out", &outcomes, &faults, load_time, &v);
+    under_fire("scale-out", &mut p, &admin, expect, attempts, inject).await;
 }
