@@ -101,6 +101,9 @@ pub fn router(state: AppState) -> Router {
     router
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(|req, next| {
+            extract::refuse_oversized(MAX_BODY, req, next)
+        }))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             extract::request_id,
