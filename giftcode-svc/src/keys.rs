@@ -78,26 +78,28 @@ fn key_file(path: &Path) -> Result<CodeKey> {
 async fn check_fingerprint(db: &Db, key: &CodeKey) -> Result<()> {
     let fp = key.fingerprint();
     let mut tx = db.begin().await?;
-    let stored: Option<String> =
+    // Record ours if none is recorded yet. Replicas starting together on a
+    // new PostgreSQL database race here (the reliability suite's scale-out
+    // scenario saw one die of the duplicate key): whoever loses reads the
+    // winner's below, and both go on only if the keys agree.
+    sqlx::query(
+        "INSERT INTO meta (key, value) VALUES ('code_key_fingerprint', $1) \
+         ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(&fp)
+    .execute(&mut *tx)
+    .await?;
+    let stored: String =
         sqlx::query_scalar("SELECT value FROM meta WHERE key = 'code_key_fingerprint'")
-            .fetch_optional(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
-    match stored {
-        Some(s) if s == fp => {}
-        Some(_) => {
-            return Err(Error::Config(
-                "the code key does not match the one this database was created with; \
-                 every stored code would be unredeemable"
-                    .into(),
-            ));
-        }
-        None => {
-            sqlx::query("INSERT INTO meta (key, value) VALUES ('code_key_fingerprint', $1)")
-                .bind(fp)
-                .execute(&mut *tx)
-                .await?;
-        }
-    }
     tx.commit().await?;
+    if stored != fp {
+        return Err(Error::Config(
+            "the code key does not match the one this database was created with; \
+             every stored code would be unredeemable"
+                .into(),
+        ));
+    }
     Ok(())
 }
