@@ -96,16 +96,18 @@ async fn pending_while_wallet_is_down_then_credited_once() {
         location,
         format!("/api/v1/redemptions/{}", body["id"].as_str().expect("id"))
     );
-    let pending: Value = s
-        .http
-        .get(format!("{}{location}", s.base))
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(pending["status"], "pending");
+    // What anyone polling the `Location` sees (a public route, no token).
+    let (http, url) = (s.http.clone(), format!("{}{location}", s.base));
+    let poll = || async {
+        http.get(&url)
+            .send()
+            .await
+            .expect("get")
+            .json::<Value>()
+            .await
+            .expect("json")
+    };
+    assert_eq!(poll().await["status"], "pending");
     // With the ledger's owner away there is nothing to reconcile against.
     let (status, report) = s.get_json("/reconciliation").await;
     assert_eq!(
@@ -116,15 +118,7 @@ async fn pending_while_wallet_is_down_then_credited_once() {
     s.start_wallet();
     let deadline = Instant::now() + Duration::from_secs(60);
     let credited = loop {
-        let r: Value = s
-            .http
-            .get(format!("{}{location}", s.base))
-            .send()
-            .await
-            .expect("get")
-            .json()
-            .await
-            .expect("json");
+        let r = poll().await;
         if r["status"] == "credited" {
             break r;
         }
