@@ -2,6 +2,7 @@
 # platform needs, and says exactly what is missing when it cannot.
 #   ensure_nats_server  -> exports NATS_SERVER_BIN (nats-server >= 2.12)
 #   ensure_postgres     -> exports PG_BIN_DIR (initdb, postgres)
+#   ensure_disk_space N -> dies unless N GiB are free for target/
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="$ROOT/.tools"
@@ -66,6 +67,15 @@ find_pg_bin() {
 
 # The compose checker: Node.js with ajv, js-yaml and the Compose schema from
 # npm, installed into .tools/compose.
+ensure_disk_space() { # $1 = GiB the build needs under target/
+  local target="${CARGO_TARGET_DIR:-$ROOT/target}" free_kib
+  mkdir -p "$target"
+  free_kib=$(df -Pk "$target" | awk 'NR==2 {print $4}')
+  say "disk: $((free_kib / 1048576)) GiB free for $target (a clean build needs about $1 GiB)"
+  [ "$free_kib" -ge $(($1 * 1048576)) ] ||
+    die "not enough disk: $((free_kib / 1024)) MiB free under $target, the build needs about $1 GiB; free some space or set CARGO_TARGET_DIR"
+}
+
 ensure_compose_checker() {
   if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
