@@ -30,6 +30,16 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_REDEEM_TIMEOUT_MS", default_value_t = 3000)]
     pub redeem_timeout_ms: u64,
 
+    /// How long creating a group may take before the caller gets 503. A group
+    /// of 1,000,000 codes takes about 15 s on two cores (BENCHMARKS.md); its
+    /// codes are shown only in this response, so giving up early loses them.
+    #[arg(
+        long,
+        env = "GATEWAY_CREATE_GROUP_TIMEOUT_MS",
+        default_value_t = 120_000
+    )]
+    pub create_group_timeout_ms: u64,
+
     /// Redeem requests a minute per client IP (0: no limit).
     #[arg(long, env = "GATEWAY_RATE_LIMIT_PER_IP", default_value_t = 600)]
     pub rate_limit_per_ip: u32,

@@ -107,7 +107,9 @@ pub async fn create(
         .nats
         .call_stream(gc::GROUPS_CREATE, &req, Some(&rid))
         .await?;
-    let first = tokio::time::timeout(s.nats.timeout(), frames.next())
+    // The first frame comes once the group is committed: for a big group,
+    // long after an ordinary call would have given up.
+    let first = tokio::time::timeout(s.create_group_timeout, frames.next())
         .await
         .map_err(|_| ApiError::from(CallError::Timeout(gc::GROUPS_CREATE.into())))?
         .ok_or_else(|| ApiError::from(CallError::Transport("reply stream closed".into())))?;

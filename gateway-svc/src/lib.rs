@@ -44,6 +44,7 @@ pub struct Inner {
     pub admin_token: String,
     pub region: Region,
     pub redeem_timeout: Duration,
+    pub create_group_timeout: Duration,
     pub per_ip: limits::Window,
     pub failed_per_phone: limits::Window,
     pub metrics: Metrics,
@@ -192,6 +193,7 @@ pub async fn run(
         admin_token,
         region: config.default_region,
         redeem_timeout: Duration::from_millis(config.redeem_timeout_ms),
+        create_group_timeout: Duration::from_millis(config.create_group_timeout_ms),
         per_ip: limits::Window::new(config.rate_limit_per_ip, Duration::from_secs(60)),
         failed_per_phone: limits::Window::new(
             config.failed_redeems_per_phone,

@@ -2,7 +2,8 @@
 //! reads `wallet.events.wallet.credited` and, for credits caused by a gift-code
 //! redemption, sets the redemption `credited` with the wallet's transaction id.
 //! The update is guarded on `status = 'pending'`, so a redelivery changes
-//! nothing.
+//! nothing. A fetched batch is marked in one transaction (one commit for the
+//! lot); if that fails, each is tried on its own.
 
 use async_nats::jetstream;
 use shared_events::{Envelope, events::WalletCredited};
@@ -10,32 +11,49 @@ use svc_kit::{consumer::Outcome, time::now_micros};
 
 use crate::App;
 
-pub async fn handle(app: App, msg: jetstream::Message) -> (jetstream::Message, Outcome) {
-    let event = match Envelope::<WalletCredited>::from_slice(&msg.payload) {
-        Ok(e) => e,
-        Err(e) => return (msg, Outcome::Poison(e.to_string())),
-    };
-    if event.data.cause.kind != "gift_code_redemption" {
-        return (msg, Outcome::Done);
+pub async fn handle(app: App, msgs: Vec<jetstream::Message>) -> Vec<(jetstream::Message, Outcome)> {
+    let mut done = Vec::with_capacity(msgs.len());
+    let mut marks = Vec::with_capacity(msgs.len());
+    for msg in msgs {
+        match Envelope::<WalletCredited>::from_slice(&msg.payload) {
+            Err(e) => done.push((msg, Outcome::Poison(e.to_string()))),
+            Ok(e) if e.data.cause.kind != "gift_code_redemption" => {
+                done.push((msg, Outcome::Done));
+            }
+            Ok(e) => marks.push((msg, e.data)),
+        }
     }
-    match app.mark_credited(&event.data).await {
-        Ok(()) => (msg, Outcome::Done),
-        Err(e) => (msg, Outcome::Retry(e.to_string())),
+    let credits: Vec<&WalletCredited> = marks.iter().map(|(_, c)| c).collect();
+    if credits.is_empty() || app.mark_credited(&credits).await.is_ok() {
+        done.extend(marks.into_iter().map(|(msg, _)| (msg, Outcome::Done)));
+        return done;
     }
+    for (msg, credit) in marks {
+        let outcome = match app.mark_credited(&[&credit]).await {
+            Ok(()) => Outcome::Done,
+            Err(e) => Outcome::Retry(e.to_string()),
+        };
+        done.push((msg, outcome));
+    }
+    done
 }
 
 impl App {
-    pub async fn mark_credited(&self, credit: &WalletCredited) -> Result<(), sqlx::Error> {
+    /// Marks the redemptions of `credits` credited, in one transaction.
+    pub async fn mark_credited(&self, credits: &[&WalletCredited]) -> Result<(), sqlx::Error> {
         let mut tx = self.db().begin().await?;
-        sqlx::query(
-            "UPDATE redemptions SET status = 'credited', credited_at = $1, transaction_id = $2 \
-             WHERE id = $3 AND status = 'pending'",
-        )
-        .bind(now_micros())
-        .bind(credit.transaction_id.to_string())
-        .bind(&credit.cause.id)
-        .execute(&mut *tx)
-        .await?;
+        let now = now_micros();
+        for credit in credits {
+            sqlx::query(
+                "UPDATE redemptions SET status = 'credited', credited_at = $1, \
+                 transaction_id = $2 WHERE id = $3 AND status = 'pending'",
+            )
+            .bind(now)
+            .bind(credit.transaction_id.to_string())
+            .bind(&credit.cause.id)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await
     }
 }

@@ -148,7 +148,7 @@ pub async fn run(
                 batch: 256,
             },
             consuming.clone(),
-            move |msg| credits::handle(app.clone(), msg),
+            move |msgs| credits::handle(app.clone(), msgs),
         ))
     };
     let tracker = TaskTracker::new();

@@ -5,7 +5,7 @@
 //! random ports; processes die with the test.
 
 use std::{
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -49,14 +49,19 @@ impl Broker {
     }
 }
 
-/// A service binary of the workspace, next to this test's executable
-/// (`target/<profile>/`). `cargo test --workspace` builds them all first.
+/// A service binary of the workspace in `target/<profile>/`: the directory of
+/// this executable (a binary such as the benchmark) or the one above it (a
+/// test, in `deps/`). `cargo test --workspace` builds them all first.
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current exe: {e}"));
-    let dir = exe
+    let here = exe
         .parent()
-        .and_then(Path::parent)
-        .unwrap_or_else(|| panic!("no target dir above {}", exe.display()));
+        .unwrap_or_else(|| panic!("no directory above {}", exe.display()));
+    let dir = if here.ends_with("deps") {
+        here.parent().unwrap_or(here)
+    } else {
+        here
+    };
     let path = dir.join(name);
     assert!(
         path.is_file(),
@@ -94,6 +99,12 @@ impl Proc {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
+        // Tuning knobs a benchmark may pass through to every service.
+        for k in ["TOKIO_WORKER_THREADS"] {
+            if let Some(v) = std::env::var_os(k) {
+                cmd.env(k, v);
+            }
+        }
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
@@ -115,6 +126,10 @@ impl Proc {
 
     pub fn is_running(&self) -> bool {
         self.child.is_some()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Polls `/readyz` until it answers 200.
@@ -158,6 +173,9 @@ pub struct Options {
     pub replicas: usize,
     /// A three-node NATS cluster with streams at three replicas.
     pub cluster: bool,
+    /// A single nats-server as `nats.conf` ships it (every JetStream write
+    /// fsynced before its ack), for benchmarks; tests skip the fsyncs.
+    pub as_shipped: bool,
 }
 
 impl Default for Options {
@@ -166,6 +184,7 @@ impl Default for Options {
             storage: Storage::Sqlite,
             replicas: 1,
             cluster: false,
+            as_shipped: false,
         }
     }
 }
@@ -208,6 +227,8 @@ impl Platform {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let broker = if opts.cluster {
             Broker::Cluster(NatsCluster::start(3))
+        } else if opts.as_shipped {
+            Broker::Single(NatsServer::start_as_shipped())
         } else {
             Broker::Single(NatsServer::start_with_users())
         };

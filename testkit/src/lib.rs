@@ -116,6 +116,9 @@ pub struct NatsServer {
     dir: TempDir,
     /// `(user, password)` of each user when started with the repo's users.
     users: Vec<(&'static str, String)>,
+    /// JetStream fsyncs every write before acknowledging it, as `nats.conf`
+    /// ships (`sync_interval: always`).
+    sync_always: bool,
 }
 
 impl NatsServer {
@@ -139,7 +142,24 @@ impl NatsServer {
         )
     }
 
+    /// As [`NatsServer::start_with_users`], and with the durability of the
+    /// shipped `nats.conf`: every JetStream write is fsynced before its ack.
+    /// Slower; for benchmarks, which must measure the platform as shipped.
+    pub fn start_as_shipped() -> Self {
+        Self::launch_with(
+            NATS_USERS
+                .iter()
+                .map(|(user, _)| (*user, random_password()))
+                .collect(),
+            true,
+        )
+    }
+
     fn launch(users: Vec<(&'static str, String)>) -> Self {
+        Self::launch_with(users, false)
+    }
+
+    fn launch_with(users: Vec<(&'static str, String)>, sync_always: bool) -> Self {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let mut server = Self {
             child: None,
@@ -147,6 +167,7 @@ impl NatsServer {
             monitor_port: free_port(),
             dir,
             users,
+            sync_always,
         };
         if server.has_users() {
             server.write_config();
@@ -163,11 +184,16 @@ impl NatsServer {
         let conf = format!(
             "# Written by testkit: the repo's users on a private port and store.\n\
              host: 127.0.0.1\nport: {port}\nhttp_port: {monitor}\n\
-             jetstream {{\n  store_dir: \"{store}\"\n}}\n\
+             jetstream {{\n  store_dir: \"{store}\"\n{sync}}}\n\
              include ./nats-users.conf\n",
             port = self.port,
             monitor = self.monitor_port,
             store = dir.join("store").display(),
+            sync = if self.sync_always {
+                "  sync_interval: always\n"
+            } else {
+                ""
+            },
         );
         std::fs::write(dir.join("nats.conf"), conf)
             .unwrap_or_else(|e| panic!("write nats.conf: {e}"));
@@ -257,6 +283,11 @@ impl NatsServer {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The server's process id while it runs (for CPU and memory figures).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Whether the server runs the repo's users ([`NatsServer::start_with_users`]).

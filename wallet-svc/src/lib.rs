@@ -146,7 +146,7 @@ pub async fn run(
                 batch: 256,
             },
             consuming.clone(),
-            move |msg| redemptions::handle(app.clone(), client.clone(), msg),
+            move |msgs| redemptions::handle(app.clone(), client.clone(), msgs),
         ))
     };
     let tracker = TaskTracker::new();

@@ -245,6 +245,7 @@ async fn scale_out_cluster_loses_a_node_and_a_replica_of_each() {
         storage: Storage::Postgres,
         replicas: 2,
         cluster: true,
+        ..Options::default()
     })
     .await;
     let admin = Admin::new(&p.api_bases()[1], TOKEN);

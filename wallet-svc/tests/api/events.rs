@@ -24,6 +24,7 @@ use testkit::on_both_backends;
 
 on_both_backends!(
     duplicates_credit_once,
+    a_backlog_is_credited_in_batches_once_each,
     redelivery_after_a_crash_credits_once
 );
 
@@ -183,6 +184,47 @@ async fn duplicates_credit_once(backend: Backend) {
         for_event[0]["correlation_id"], "req-1",
         "the correlation id travels on"
     );
+}
+
+/// Events that piled up while wallet-svc was down arrive in one fetch and are
+/// applied in one transaction: every one credits once, a phone credited twice
+/// in the batch sees both, a duplicate inside the batch changes nothing, and an
+/// unreadable message in the middle is set aside without failing the rest.
+async fn a_backlog_is_credited_in_batches_once_each(backend: Backend) {
+    let mut p = Platform::start(backend, false).await;
+    let client = p.client.nats().clone();
+    p.stop_wallet().await;
+    let mut events = Vec::new();
+    for i in 0..120 {
+        // Phones 0..100, and phones 0..20 a second time.
+        events.push(redeemed(&phone(i % 100), 10 + i as i64));
+    }
+    for (i, e) in events.iter().enumerate() {
+        let bytes = serde_json::to_vec(e).expect("json");
+        publish(&client, &e.id.to_string(), bytes.clone()).await;
+        if i == 60 {
+            publish(&client, "garbage-in-batch", b"[1, 2".to_vec()).await;
+            // The same event again, under another message id.
+            publish(&client, "dup-in-batch", bytes).await;
+        }
+    }
+    p.start_wallet().await;
+    wait_consumed(&client).await;
+    for who in 0..100 {
+        let expected: i64 = events
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 100 == who)
+            .map(|(_, e)| e.data.amount)
+            .sum();
+        assert_eq!(p.wallet(&phone(who)).await.balance, expected, "phone {who}");
+    }
+    let check = p.assert_ledger_consistent().await;
+    assert_eq!(check.transfers, 120, "one transfer per event: {check:?}");
+    let credited =
+        testkit::bus::wait_for_events(&client, WALLET_EVENTS_STREAM, events::WALLET_CREDITED, 120)
+            .await;
+    assert_eq!(credited.len(), 120, "one wallet.credited per event");
 }
 
 /// The real binary, told to exit right after committing a credit and before
