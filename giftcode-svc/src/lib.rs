@@ -4,6 +4,7 @@
 //! `/healthz`, `/readyz` and `/metrics`.
 
 pub mod codes;
+mod commit;
 mod config;
 pub mod credits;
 pub mod error;
@@ -60,6 +61,7 @@ struct Inner {
     region: Region,
     waker: Waker,
     metrics: Metrics,
+    committer: commit::Committer,
 }
 
 impl App {
@@ -70,6 +72,7 @@ impl App {
             .map_err(|e| Error::Config(e.to_string()))?;
         let key = keys::load(config.code_key.as_deref(), &db).await?;
         Ok(Self(Arc::new(Inner {
+            committer: commit::Committer::start(db.clone()),
             db,
             key,
             currency: config.currency.clone(),
@@ -96,6 +99,9 @@ impl App {
     }
     pub(crate) fn wake_outbox(&self) {
         self.0.waker.wake();
+    }
+    pub(crate) fn committer(&self) -> &commit::Committer {
+        &self.0.committer
     }
 }
 

@@ -41,7 +41,8 @@ macro_rules! redemption_select {
 }
 
 /// What the redeem path needs to know about a code and its group.
-struct Target {
+#[derive(Clone)]
+pub(crate) struct Target {
     group_id: String,
     group_name: String,
     code_id: String,
@@ -57,7 +58,7 @@ struct Target {
 }
 
 /// Why a guarded transaction gave up; decided after rolling back.
-enum Refusal {
+pub(crate) enum Refusal {
     Replay,
     Error(Error),
 }
@@ -118,19 +119,26 @@ impl App {
             credited_at: None,
             transaction_id: None,
         };
-        let mut tx = self.db().begin().await?;
-        match record(
-            &mut tx,
-            &target,
-            &redemption,
-            now,
-            correlation_id.clone(),
-            reply_inbox,
-        )
-        .await
-        {
+        // The writes join the next group commit (see `commit`).
+        let work: crate::commit::Work = {
+            let (target, redemption) = (target.clone(), redemption.clone());
+            let inbox = reply_inbox.map(str::to_owned);
+            Box::new(move |conn| {
+                Box::pin(async move {
+                    record(
+                        conn,
+                        &target,
+                        &redemption,
+                        now,
+                        correlation_id,
+                        inbox.as_deref(),
+                    )
+                    .await
+                })
+            })
+        };
+        match self.committer().submit(work).await {
             Ok(()) => {
-                tx.commit().await?;
                 self.wake_outbox();
                 tracing::info!(redemption_id = %redemption.id, code_hint = %redemption.code_hint, "code redeemed");
                 Ok(RedeemReply {
@@ -139,7 +147,6 @@ impl App {
                 })
             }
             Err(refusal) => {
-                tx.rollback().await?;
                 match refusal {
                     // A concurrent request of the same phone won the race: its
                     // redemption is the answer.
