@@ -1,8 +1,6 @@
 //! Gift-code groups and their codes (DESIGN.md §4): creation (with the codes,
 //! shown this once), listing with stats, activation, and looking codes up.
 
-use std::collections::HashSet;
-
 use chrono::{DateTime, Utc};
 use shared_events::{
     Envelope, FieldError, Page,
@@ -58,7 +56,8 @@ struct Spec {
 pub struct NewCode {
     id: Uuid,
     digest: [u8; 32],
-    hint: String,
+    /// The full code. Its hint is derived when the code is stored: a million
+    /// codes held in memory at once are the peak of a big group's creation.
     display: String,
 }
 
@@ -175,55 +174,55 @@ pub fn draw_codes(key: &CodeKey, n: usize, prefix: Option<&str>) -> Vec<NewCode>
         .map_or(1, |p| p.get())
         .min(8);
     let per = n.div_ceil(threads.max(1)).max(1);
-    let parts: Vec<Vec<NewCode>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..n)
-            .step_by(per)
-            .map(|start| {
-                let len = per.min(n - start);
-                s.spawn(move || {
-                    let mut rng = rand::rng();
-                    (0..len)
-                        .map(|_| new_code(key, codes::generate(&mut rng, prefix), prefix))
-                        .collect::<Vec<_>>()
+    let draw = |n: usize| -> Vec<NewCode> {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..n)
+                .step_by(per)
+                .map(|start| {
+                    let len = per.min(n - start);
+                    s.spawn(move || {
+                        let mut rng = rand::rng();
+                        (0..len)
+                            .map(|_| new_code(key, codes::generate(&mut rng, prefix)))
+                            .collect::<Vec<_>>()
+                    })
                 })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_default())
-            .collect()
-    });
-    let mut seen = HashSet::with_capacity(n);
-    let mut out: Vec<NewCode> = parts
-        .into_iter()
-        .flatten()
-        .filter(|c| seen.insert(c.digest))
-        .collect();
-    // A repeat inside the batch (odds ~10^-7 for a million) is drawn again.
-    let mut rng = rand::rng();
-    while out.len() < n {
-        let c = new_code(key, codes::generate(&mut rng, prefix), prefix);
-        if seen.insert(c.digest) {
-            out.push(c);
-        }
-    }
+                .collect();
+            let mut out = Vec::with_capacity(n);
+            for h in handles {
+                out.append(&mut h.join().unwrap_or_default());
+            }
+            out
+        })
+    };
     // Digests are random, so inserting them in drawing order would touch a
     // random page of the digest index per code. Sorted by digest, and with
     // ids (UUID v7, increasing) given in that order, both indexes of `codes`
     // are written front to back: a 1M-code group stays seconds, not minutes.
-    out.sort_unstable_by_key(|c| c.digest);
+    // Sorted, a repeat inside the batch (odds ~10^-7 for a million) sits next
+    // to its twin and is dropped, then drawn again, without a set of a
+    // million digests in memory.
+    let mut out = draw(n);
+    loop {
+        out.sort_unstable_by_key(|c| c.digest);
+        out.dedup_by_key(|c| c.digest);
+        if out.len() >= n {
+            break;
+        }
+        let mut more = draw(n - out.len());
+        out.append(&mut more);
+    }
     for c in &mut out {
         c.id = Uuid::now_v7();
     }
     out
 }
 
-fn new_code(key: &CodeKey, display: String, prefix: Option<&str>) -> NewCode {
+fn new_code(key: &CodeKey, display: String) -> NewCode {
     let canonical = codes::canonicalize(&display).unwrap_or_default();
     NewCode {
         id: Uuid::nil(),
         digest: key.digest(&canonical),
-        hint: codes::hint(&display, prefix),
         display,
     }
 }
@@ -244,7 +243,6 @@ impl App {
                 vec![NewCode {
                     id: Uuid::now_v7(),
                     digest: key.digest(&canonical),
-                    hint: codes::hint(custom, None),
                     display: custom.clone(),
                 }]
             }
@@ -279,12 +277,18 @@ impl App {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        // A custom code's hint shows no prefix (DESIGN §4).
+        let hint_prefix = spec
+            .prefix
+            .as_deref()
+            .filter(|_| spec.custom_code.is_none());
         let mut stored = 0;
         let mut attempts = 0;
         while stored < new_codes.len() {
             let end = (stored + INSERT_CHUNK).min(new_codes.len());
+            let chunk = &new_codes[stored..end];
             let collided =
-                insert_codes(&mut tx, self.db().backend(), &gid, &new_codes[stored..end]).await?;
+                insert_codes(&mut tx, self.db().backend(), &gid, chunk, hint_prefix).await?;
             if collided.is_empty() {
                 stored = end;
                 continue;
@@ -471,6 +475,7 @@ async fn insert_codes(
     backend: Backend,
     gid: &str,
     chunk: &[NewCode],
+    hint_prefix: Option<&str>,
 ) -> Result<Vec<usize>> {
     let sql = format!(
         "INSERT INTO codes (group_id, id, digest, hint) VALUES {} ON CONFLICT (digest) DO NOTHING",
@@ -482,7 +487,7 @@ async fn insert_codes(
             .bind(gid.to_owned())
             .bind(c.id.to_string())
             .bind(c.digest.to_vec())
-            .bind(c.hint.clone());
+            .bind(codes::hint(&c.display, hint_prefix));
     }
     let inserted = q.execute(&mut *conn).await?.rows_affected() as usize;
     if inserted == chunk.len() {
