@@ -69,16 +69,15 @@ pub fn markdown(r: &Report) -> String {
             .collect();
         let _ = writeln!(s, "- c={}: {}", l.concurrency, each.join(", "));
     }
-    if let Some(c) = &r.create {
-        let _ = writeln!(
-            s,
-            "\n{} codes: group committed in {:.2} s, CSV export complete in {:.2} s; giftcode-svc peak {:.0} MiB",
-            c.codes,
-            c.committed.as_secs_f64(),
-            c.exported.as_secs_f64(),
-            c.giftcode_peak_mib
-        );
-    }
+    let c = &r.create;
+    let _ = writeln!(
+        s,
+        "\n{} codes: group committed in {:.2} s, CSV export complete in {:.2} s; giftcode-svc peak {:.0} MiB",
+        c.codes,
+        c.committed.as_secs_f64(),
+        c.exported.as_secs_f64(),
+        c.giftcode_peak_mib
+    );
     s
 }
 
@@ -105,11 +104,11 @@ pub fn json(r: &Report) -> Value {
             "baseline": side(&l.baseline),
             "ratio": l.redeem.window.per_second() / l.baseline.window.per_second(),
         })).collect::<Vec<_>>(),
-        "create": r.create.as_ref().map(|c| json!({
-            "codes": c.codes,
-            "committed_s": c.committed.as_secs_f64(),
-            "exported_s": c.exported.as_secs_f64(),
-            "giftcode_peak_mib": c.giftcode_peak_mib,
-        })),
+        "create": json!({
+            "codes": r.create.codes,
+            "committed_s": r.create.committed.as_secs_f64(),
+            "exported_s": r.create.exported.as_secs_f64(),
+            "giftcode_peak_mib": r.create.giftcode_peak_mib,
+        }),
     })
 }

@@ -47,7 +47,7 @@ pub struct Side {
 
 /// What the run found, printed and written as JSON.
 pub struct Report {
-    pub create: Option<Creation>,
+    pub create: Creation,
     pub levels: Vec<Level>,
 }
 
@@ -191,10 +191,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
             redeem: r,
         });
     }
-    Ok(Report {
-        create: Some(create),
-        levels,
-    })
+    Ok(Report { create, levels })
 }
 
 /// Runs one side's load, charging CPU and peak memory to its processes.

@@ -99,12 +99,6 @@ impl Proc {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
-        // Tuning knobs a benchmark may pass through to every service.
-        for k in ["TOKIO_WORKER_THREADS"] {
-            if let Some(v) = std::env::var_os(k) {
-                cmd.env(k, v);
-            }
-        }
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
