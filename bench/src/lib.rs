@@ -13,6 +13,7 @@ pub mod drive;
 pub mod procstat;
 pub mod report;
 pub mod run;
+pub mod statements;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -66,6 +67,13 @@ pub enum Role {
         #[arg(long)]
         nats: String,
     },
+    /// Measures what one SQLite statement costs through sqlx on this machine
+    /// (a round trip to the connection's thread), alone and in transactions.
+    Statements {
+        /// Operations per measurement.
+        #[arg(long, default_value_t = 2000)]
+        n: usize,
+    },
 }
 
 /// Runs the benchmark, prints the table and writes the figures down.
@@ -73,6 +81,11 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
     match &args.role {
         Some(Role::EchoGateway { nats, addr }) => return baseline::echo_gateway(nats, *addr).await,
         Some(Role::EchoResponder { nats }) => return baseline::echo_responder(nats).await,
+        Some(Role::Statements { n }) => {
+            let figures = statements::run((*n).max(10)).await?;
+            statements::print(&figures, *n);
+            return Ok(());
+        }
         None => {}
     }
     let report = run::run(&args).await?;

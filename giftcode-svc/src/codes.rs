@@ -17,6 +17,77 @@ pub const SYMBOLS: usize = 12;
 const MIN_CANONICAL: usize = 4;
 const MAX_CANONICAL: usize = 32;
 
+/// A code's text held inline. Every code is ASCII and at most
+/// [`CodeText::MAX`] bytes (a custom code; a generated one with the longest
+/// prefix is 25), so a million codes need no allocation each: allocations
+/// made on the drawing threads stayed in their arenas after the group was
+/// created (BENCHMARKS.md, memory).
+#[derive(Clone, Copy)]
+pub struct CodeText {
+    len: u8,
+    bytes: [u8; CodeText::MAX],
+}
+
+impl CodeText {
+    pub const MAX: usize = 32;
+
+    /// `None` if `code` is longer than [`CodeText::MAX`] bytes.
+    pub fn new(code: &str) -> Option<Self> {
+        let len = code.len();
+        let mut bytes = [0; Self::MAX];
+        bytes.get_mut(..len)?.copy_from_slice(code.as_bytes());
+        Some(Self {
+            len: len as u8,
+            bytes,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+/// The full codes of a new group, shown to the admin once, in one buffer: a
+/// million codes as a million `String`s cost three times the memory and a
+/// million allocations.
+#[derive(Debug, Default)]
+pub struct Displays {
+    buf: String,
+    ends: Vec<u32>,
+}
+
+impl Displays {
+    pub fn with_capacity(codes: usize, width: usize) -> Self {
+        Self {
+            buf: String::with_capacity(codes.saturating_mul(width)),
+            ends: Vec::with_capacity(codes),
+        }
+    }
+
+    pub fn push(&mut self, code: &str) {
+        self.buf.push_str(code);
+        // Bounded: a million codes of at most a few dozen bytes.
+        self.ends
+            .push(u32::try_from(self.buf.len()).unwrap_or(u32::MAX));
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The codes in the order they were pushed.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(self.ends.iter().copied())
+            .map(|(a, b)| self.buf.get(a as usize..b as usize).unwrap_or_default())
+    }
+}
+
 /// The canonical form of a code as typed, or `None` if it cannot be a code.
 pub fn canonicalize(input: &str) -> Option<String> {
     let mut out = String::with_capacity(input.len());
@@ -278,5 +349,34 @@ mod tests {
             Some(vec![0, 1, 254, 255])
         );
         assert_eq!(from_hex("zz"), None);
+    }
+
+    #[test]
+    fn code_text_holds_every_code_and_refuses_longer() {
+        let longest = "ABCDEFGHJK-0123-4567-89AB";
+        assert_eq!(
+            CodeText::new(longest).map(|t| t.as_str().to_owned()),
+            Some(longest.to_owned())
+        );
+        let custom = "A".repeat(CodeText::MAX);
+        assert_eq!(
+            CodeText::new(&custom).map(|t| t.as_str().len()),
+            Some(CodeText::MAX)
+        );
+        assert!(CodeText::new(&"A".repeat(CodeText::MAX + 1)).is_none());
+    }
+
+    #[test]
+    fn displays_give_back_the_codes_in_order() {
+        let mut d = Displays::with_capacity(3, 14);
+        assert!(d.is_empty());
+        for code in ["K7QX-4M9P-2ZHD", "SUMMER24", "GIFT-AAAA-BBBB-CCCC"] {
+            d.push(code);
+        }
+        assert_eq!(d.len(), 3);
+        assert_eq!(
+            d.iter().collect::<Vec<_>>(),
+            ["K7QX-4M9P-2ZHD", "SUMMER24", "GIFT-AAAA-BBBB-CCCC"]
+        );
     }
 }

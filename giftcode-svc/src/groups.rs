@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::{
     App,
-    codes::{self, CodeKey},
+    codes::{self, CodeKey, CodeText, Displays},
     error::{Error, Result},
 };
 
@@ -58,7 +58,7 @@ pub struct NewCode {
     digest: [u8; 32],
     /// The full code. Its hint is derived when the code is stored: a million
     /// codes held in memory at once are the peak of a big group's creation.
-    display: String,
+    display: CodeText,
 }
 
 fn validate(req: CreateGroupRequest) -> Result<Spec> {
@@ -183,7 +183,7 @@ pub fn draw_codes(key: &CodeKey, n: usize, prefix: Option<&str>) -> Vec<NewCode>
                     s.spawn(move || {
                         let mut rng = rand::rng();
                         (0..len)
-                            .map(|_| new_code(key, codes::generate(&mut rng, prefix)))
+                            .filter_map(|_| new_code(key, &codes::generate(&mut rng, prefix)))
                             .collect::<Vec<_>>()
                     })
                 })
@@ -218,13 +218,14 @@ pub fn draw_codes(key: &CodeKey, n: usize, prefix: Option<&str>) -> Vec<NewCode>
     out
 }
 
-fn new_code(key: &CodeKey, display: String) -> NewCode {
-    let canonical = codes::canonicalize(&display).unwrap_or_default();
-    NewCode {
+/// A drawn code, or `None` if it cannot be held (then it is drawn again).
+fn new_code(key: &CodeKey, display: &str) -> Option<NewCode> {
+    let canonical = codes::canonicalize(display)?;
+    Some(NewCode {
         id: Uuid::nil(),
         digest: key.digest(&canonical),
-        display,
-    }
+        display: CodeText::new(display)?,
+    })
 }
 
 impl App {
@@ -234,7 +235,7 @@ impl App {
         &self,
         req: CreateGroupRequest,
         correlation_id: Option<String>,
-    ) -> Result<(Group, Vec<String>)> {
+    ) -> Result<(Group, Displays)> {
         let spec = validate(req)?;
         let key = self.key().clone();
         let mut new_codes = match &spec.custom_code {
@@ -243,7 +244,7 @@ impl App {
                 vec![NewCode {
                     id: Uuid::now_v7(),
                     digest: key.digest(&canonical),
-                    display: custom.clone(),
+                    display: CodeText::new(custom).ok_or(Error::InvalidCode)?,
                 }]
             }
             None => {
@@ -253,10 +254,29 @@ impl App {
                     .map_err(|e| Error::Config(format!("code generation failed: {e}")))?
             }
         };
+        let stored = self
+            .store_group(&spec, &mut new_codes, correlation_id)
+            .await;
+        self.db().end_bulk().await;
+        let (group, displays) = stored?;
+        self.wake_outbox();
+        tracing::info!(group_id = %group.id, codes = displays.len(), kind = group.kind.as_str(), "group created");
+        Ok((group, displays))
+    }
+
+    /// The creation's transaction: the group, its codes, its event.
+    async fn store_group(
+        &self,
+        spec: &Spec,
+        new_codes: &mut Vec<NewCode>,
+        correlation_id: Option<String>,
+    ) -> Result<(Group, Displays)> {
+        let width = spec.prefix.as_deref().map_or(0, |p| p.len() + 1) + codes::SYMBOLS + 2;
+        let mut displays = Displays::with_capacity(spec.count as usize, width);
         let now = now_micros();
         let group_id = Uuid::now_v7();
         let gid = group_id.to_string();
-        let mut tx = self.db().begin().await?;
+        let mut tx = self.db().begin_bulk().await?;
         sqlx::query(
             "INSERT INTO groups (id, name, kind, amount, currency, total_codes, max_redemptions, \
              per_phone_limit, prefix, starts_at, expires_at, active, created_at, updated_at) \
@@ -282,37 +302,13 @@ impl App {
             .prefix
             .as_deref()
             .filter(|_| spec.custom_code.is_none());
-        let mut stored = 0;
-        let mut attempts = 0;
-        while stored < new_codes.len() {
-            let end = (stored + INSERT_CHUNK).min(new_codes.len());
-            let chunk = &new_codes[stored..end];
-            let collided =
-                insert_codes(&mut tx, self.db().backend(), &gid, chunk, hint_prefix).await?;
-            if collided.is_empty() {
-                stored = end;
-                continue;
-            }
-            // Another group holds one of these codes. A custom code is the
-            // admin's to change; a generated one is replaced by a fresh draw.
-            attempts += 1;
-            if spec.custom_code.is_some() {
-                return Err(Error::CodeExists);
-            }
-            if attempts > 100 {
-                return Err(Error::Config("cannot draw unused codes".into()));
-            }
-            tracing::warn!(
-                count = collided.len(),
-                "generated codes collided; drawing again"
-            );
-            let key = self.key().clone();
-            let prefix = spec.prefix.clone();
-            let fresh = draw_codes(&key, collided.len(), prefix.as_deref());
-            for (slot, code) in collided.into_iter().zip(fresh) {
-                new_codes[stored + slot] = code;
-            }
+        self.store_codes(&mut tx, spec, &gid, new_codes, hint_prefix)
+            .await?;
+        for code in new_codes.iter() {
+            displays.push(code.display.as_str());
         }
+        // The codes now live in `displays` only.
+        *new_codes = Vec::new();
         let group = fetch_group(&mut tx, &gid)
             .await?
             .ok_or(Error::GroupNotFound)?;
@@ -335,9 +331,47 @@ impl App {
         );
         outbox::enqueue(&mut tx, &event).await?;
         tx.commit().await?;
-        self.wake_outbox();
-        tracing::info!(group_id = %group_id, codes = new_codes.len(), kind = group.kind.as_str(), "group created");
-        Ok((group, new_codes.into_iter().map(|c| c.display).collect()))
+        Ok((group, displays))
+    }
+
+    /// Stores the codes in the creation's transaction. A code that is taken (by
+    /// another group, or drawn twice for this one) is replaced by a fresh
+    /// draw; a custom code that is taken is the admin's to change.
+    async fn store_codes(
+        &self,
+        tx: &mut AnyConnection,
+        spec: &Spec,
+        gid: &str,
+        codes: &mut [NewCode],
+        hint_prefix: Option<&str>,
+    ) -> Result<()> {
+        let mut stored = 0;
+        let mut attempts = 0;
+        while stored < codes.len() {
+            let end = (stored + INSERT_CHUNK).min(codes.len());
+            let chunk = &codes[stored..end];
+            let collided = insert_codes(tx, self.db().backend(), gid, chunk, hint_prefix).await?;
+            if collided.is_empty() {
+                stored = end;
+                continue;
+            }
+            attempts += 1;
+            if spec.custom_code.is_some() {
+                return Err(Error::CodeExists);
+            }
+            if attempts > 100 {
+                return Err(Error::Config("cannot draw unused codes".into()));
+            }
+            tracing::warn!(
+                count = collided.len(),
+                "generated codes collided; drawing again"
+            );
+            let fresh = draw_codes(self.key(), collided.len(), spec.prefix.as_deref());
+            for (slot, code) in collided.into_iter().zip(fresh) {
+                codes[stored + slot] = code;
+            }
+        }
+        Ok(())
     }
 
     pub async fn list_groups(&self, req: ListGroupsRequest) -> Result<Page<Group>> {
@@ -487,20 +521,28 @@ async fn insert_codes(
             .bind(gid.to_owned())
             .bind(c.id.to_string())
             .bind(c.digest.to_vec())
-            .bind(codes::hint(&c.display, hint_prefix));
+            .bind(codes::hint(c.display.as_str(), hint_prefix));
     }
     let inserted = q.execute(&mut *conn).await?.rows_affected() as usize;
     if inserted == chunk.len() {
         return Ok(Vec::new());
     }
+    // A code not stored as itself (same group, same id) collided: with
+    // another group's, or with one drawn earlier for this group.
     let mut collided = Vec::new();
     for (i, c) in chunk.iter().enumerate() {
-        let owner: Option<String> =
-            sqlx::query_scalar("SELECT group_id FROM codes WHERE digest = $1")
-                .bind(c.digest.to_vec())
-                .fetch_optional(&mut *conn)
-                .await?;
-        if owner.as_deref() != Some(gid) {
+        let owner = sqlx::query("SELECT group_id, id FROM codes WHERE digest = $1")
+            .bind(c.digest.to_vec())
+            .fetch_optional(&mut *conn)
+            .await?;
+        let stored_as_itself = match owner {
+            Some(row) => {
+                row.try_get::<String, _>("group_id")? == gid
+                    && row.try_get::<String, _>("id")? == c.id.to_string()
+            }
+            None => false,
+        };
+        if !stored_as_itself {
             collided.push(i);
         }
     }

@@ -187,14 +187,23 @@ async fn create_group(
         group: Box::new(group),
     });
     respond(req, &first).await;
-    let mut frames: Vec<CreateGroupFrame> = codes
-        .chunks(CODES_PER_FRAME)
-        .map(|c| CreateGroupFrame::Codes { codes: c.to_vec() })
-        .collect();
-    frames.push(CreateGroupFrame::End {
-        count: codes.len() as u64,
-    });
-    for frame in frames {
+    // One frame at a time: the codes are copied out a frame's worth at once.
+    let mut codes_left = codes.iter();
+    let mut end_sent = false;
+    while !end_sent {
+        let batch: Vec<String> = codes_left
+            .by_ref()
+            .take(CODES_PER_FRAME)
+            .map(str::to_owned)
+            .collect();
+        let frame = if batch.is_empty() {
+            end_sent = true;
+            CreateGroupFrame::End {
+                count: codes.len() as u64,
+            }
+        } else {
+            CreateGroupFrame::Codes { codes: batch }
+        };
         let body = match serde_json::to_vec(&frame) {
             Ok(b) => b,
             Err(e) => {

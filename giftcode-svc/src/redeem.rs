@@ -76,17 +76,14 @@ impl App {
         let canonical = codes::canonicalize(&req.code).ok_or(Error::InvalidCode)?;
         let phone = Phone::parse(&req.phone, self.region()).map_err(|_| Error::InvalidPhone)?;
         let digest = self.key().digest(&canonical);
-        let target = self
-            .find_target(&digest)
+        let (target, earlier) = self
+            .find_target(&digest, phone.as_str())
             .await?
             .ok_or(Error::CodeNotFound)?;
 
         // The same phone redeeming the same code again gets the original back,
         // whatever has happened to the group since.
-        if let Some(original) = self
-            .find_redemption(&target.code_id, phone.as_str())
-            .await?
-        {
+        if let Some(original) = earlier {
             return Ok(RedeemReply {
                 redemption: original,
                 replayed: true,
@@ -178,34 +175,51 @@ impl App {
         }
     }
 
-    async fn find_target(&self, digest: &[u8; 32]) -> Result<Option<Target>> {
+    /// The code's target and, if this phone redeemed it before, that
+    /// redemption: one query, since every redeem needs both.
+    async fn find_target(
+        &self,
+        digest: &[u8; 32],
+        phone: &str,
+    ) -> Result<Option<(Target, Option<Redemption>)>> {
         let row = sqlx::query(
-            "SELECT c.group_id, g.name, c.id, c.hint, g.kind, g.amount, g.currency, g.active, \
-             g.starts_at, g.expires_at, g.max_redemptions, g.per_phone_limit \
-             FROM codes c JOIN groups g ON g.id = c.group_id WHERE c.digest = $1",
+            "SELECT c.group_id AS t_group_id, c.id AS t_code_id, c.hint, g.kind, \
+             g.amount AS t_amount, g.currency AS t_currency, g.active, g.starts_at, \
+             g.expires_at, g.max_redemptions, g.per_phone_limit, g.name AS group_name, \
+             r.id, r.group_id, r.code_id, r.code_hint, r.phone, r.amount, r.currency, \
+             r.status, r.redeemed_at, r.credited_at, r.transaction_id \
+             FROM codes c JOIN groups g ON g.id = c.group_id \
+             LEFT JOIN redemptions r ON r.code_id = c.id AND r.phone = $2 \
+             WHERE c.digest = $1",
         )
         .bind(digest.to_vec())
+        .bind(phone)
         .fetch_optional(self.db().read())
         .await?;
         let Some(row) = row else { return Ok(None) };
-        Ok(Some(Target {
-            group_id: row.try_get("group_id")?,
-            group_name: row.try_get("name")?,
-            code_id: row.try_get("id")?,
+        let target = Target {
+            group_id: row.try_get("t_group_id")?,
+            group_name: row.try_get("group_name")?,
+            code_id: row.try_get("t_code_id")?,
             hint: row.try_get("hint")?,
             kind: if row.try_get::<String, _>("kind")? == "shared" {
                 GroupKind::Shared
             } else {
                 GroupKind::Unique
             },
-            amount: row.try_get("amount")?,
-            currency: row.try_get("currency")?,
+            amount: row.try_get("t_amount")?,
+            currency: row.try_get("t_currency")?,
             active: row.try_get::<i64, _>("active")? != 0,
             starts_at: row.try_get("starts_at")?,
             expires_at: row.try_get("expires_at")?,
             max_redemptions: row.try_get("max_redemptions")?,
             per_phone_limit: row.try_get("per_phone_limit")?,
-        }))
+        };
+        let earlier = match row.try_get::<Option<String>, _>("id")? {
+            Some(_) => Some(redemption_from_row(&row)?),
+            None => None,
+        };
+        Ok(Some((target, earlier)))
     }
 
     async fn find_redemption(&self, code_id: &str, phone: &str) -> Result<Option<Redemption>> {

@@ -55,10 +55,17 @@ pub struct Db {
 }
 
 /// WAL and `synchronous = FULL`: a commit is on disk when it returns
-/// (DESIGN.md §2). The page cache (64 MiB at most, used as needed) keeps large
-/// transactions from spilling pages to the log mid-way.
+/// (DESIGN.md §2).
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536;";
+     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;";
+
+/// Page cache sizes, in KiB. A connection's cache fills up to its limit and
+/// stays allocated, and the OS caches the file anyway, so they are modest;
+/// a bulk transaction (a million codes) raises the writer's for its duration
+/// so that it does not spill pages to the log mid-way (BENCHMARKS.md, memory).
+const WRITER_CACHE_KIB: u32 = 16_384;
+const BULK_CACHE_KIB: u32 = 32_768;
+const READER_CACHE_KIB: u32 = 2_048;
 
 impl Db {
     /// Opens (creating if needed) the database at `url` and runs the migrations.
@@ -80,7 +87,7 @@ impl Db {
         } else if url == "sqlite::memory:" || url == "sqlite://:memory:" {
             // Every connection to `:memory:` is its own database, so memory mode
             // keeps exactly one connection for good.
-            let pool = sqlite_pool(1)
+            let pool = sqlite_pool(1, WRITER_CACHE_KIB)
                 .idle_timeout(None)
                 .max_lifetime(None)
                 .min_connections(1)
@@ -109,11 +116,11 @@ impl Db {
                 })?;
             }
             let file_url = format!("sqlite://{path}?mode=rwc");
-            let write = sqlite_pool(1)
+            let write = sqlite_pool(1, WRITER_CACHE_KIB)
                 .connect(&file_url)
                 .await
                 .map_err(DbError::Connect)?;
-            let read = sqlite_pool(4)
+            let read = sqlite_pool(4, READER_CACHE_KIB)
                 .connect(&file_url)
                 .await
                 .map_err(DbError::Connect)?;
@@ -157,6 +164,56 @@ impl Db {
         }
     }
 
+    /// Begins a write transaction that will write a lot (a big group's
+    /// codes). On SQLite the writer's page cache grows for it, and the commit
+    /// does not checkpoint: copying a few hundred MiB of log into the database
+    /// file took about 1.5 s of a million-code creation, and the group is
+    /// durable without it (the log is). Call [`Db::end_bulk`] once the
+    /// transaction is over, whatever its outcome.
+    pub async fn begin_bulk(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        let mut tx = self.begin().await?;
+        if self.backend == Backend::Sqlite {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "PRAGMA cache_size = -{BULK_CACHE_KIB}; PRAGMA wal_autocheckpoint = 0;"
+            )))
+            .execute(&mut *tx)
+            .await?;
+        }
+        Ok(tx)
+    }
+
+    /// After [`Db::begin_bulk`]: shrinks the writer's page cache back and
+    /// frees what it held, then checkpoints in the background from a reader
+    /// connection (WAL lets the writer go on meanwhile) before the writer
+    /// checkpoints by itself again.
+    pub async fn end_bulk(&self) {
+        if self.backend != Backend::Sqlite {
+            return;
+        }
+        let sql = format!("PRAGMA cache_size = -{WRITER_CACHE_KIB}; PRAGMA shrink_memory;");
+        if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&self.write)
+            .await
+        {
+            tracing::warn!(error = %e, "cannot shrink the writer's page cache");
+        }
+        let (read, write) = (self.read.clone(), self.write.clone());
+        tokio::spawn(async move {
+            if let Err(e) = sqlx::raw_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&read)
+                .await
+            {
+                tracing::warn!(error = %e, "checkpoint after a bulk write failed");
+            }
+            if let Err(e) = sqlx::raw_sql("PRAGMA wal_autocheckpoint = 1000")
+                .execute(&write)
+                .await
+            {
+                tracing::warn!(error = %e, "cannot turn automatic checkpoints back on");
+            }
+        });
+    }
+
     /// A cheap round trip, for readiness checks.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT 1")
@@ -171,13 +228,23 @@ impl Db {
     }
 }
 
-fn sqlite_pool(max: u32) -> AnyPoolOptions {
+fn sqlite_pool(max: u32, cache_kib: u32) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(Duration::from_secs(30))
-        .after_connect(|conn, _meta| {
+        // A SQLite connection is a file handle in this process: it cannot go
+        // stale the way a socket can, and the default ping before every
+        // acquire was one more round trip to the connection's thread on every
+        // read and every transaction (BENCHMARKS.md).
+        .test_before_acquire(false)
+        .after_connect(move |conn, _meta| {
             Box::pin(async move {
-                sqlx::raw_sql(SQLITE_PRAGMAS).execute(conn).await?;
+                sqlx::raw_sql(SQLITE_PRAGMAS).execute(&mut *conn).await?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "PRAGMA cache_size = -{cache_kib}"
+                )))
+                .execute(conn)
+                .await?;
                 Ok(())
             })
         })

@@ -165,8 +165,11 @@ impl App {
         let mut tx = self.db().begin().await?;
         let mut notices = Vec::with_capacity(events.len());
         let mut credited = false;
+        // The funding accounts this transaction has made sure of: a batch
+        // mostly credits codes of a few groups.
+        let mut funded = std::collections::HashSet::new();
         for (event, phone) in events {
-            let (notice, new) = self.apply_one(&mut tx, event, phone).await?;
+            let (notice, new) = self.apply_one(&mut tx, event, phone, &mut funded).await?;
             notices.push(notice);
             credited |= new;
         }
@@ -184,6 +187,7 @@ impl App {
         tx: &mut sqlx::AnyConnection,
         event: &Envelope<CodeRedeemed>,
         phone: &Phone,
+        funded: &mut std::collections::HashSet<uuid::Uuid>,
     ) -> Result<(CreditNotice, bool)> {
         let d = &event.data;
         let key = credit_key(d.redemption_id);
@@ -216,7 +220,10 @@ impl App {
         self.open_wallet(tx, phone, now, event.correlation_id.clone())
             .await?;
         let funding = funding_account(d.group_id);
-        ledger::ensure_account(tx, &funding, "group_funding", None, self.currency(), now).await?;
+        if funded.insert(d.group_id) {
+            ledger::ensure_account(tx, &funding, "group_funding", None, self.currency(), now)
+                .await?;
+        }
         let reference = d.redemption_id.to_string();
         let posting = Posting {
             debit: &funding,
