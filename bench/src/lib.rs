@@ -82,8 +82,9 @@ pub async fn main(args: Args) -> anyhow::Result<()> {
         Some(Role::EchoGateway { nats, addr }) => return baseline::echo_gateway(nats, *addr).await,
         Some(Role::EchoResponder { nats }) => return baseline::echo_responder(nats).await,
         Some(Role::Statements { n }) => {
-            let figures = statements::run((*n).max(10)).await?;
-            statements::print(&figures, *n);
+            let n = (*n).max(10);
+            let figures = statements::run(n).await?;
+            statements::print(&figures, n);
             return Ok(());
         }
         None => {}

@@ -6,7 +6,7 @@
 //! transaction, and a whole write transaction with and without its fsync, as
 //! the services open their databases (WAL, a pool of one writer).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sqlx::{Any, Pool, any::AnyPoolOptions};
 
@@ -65,12 +65,18 @@ where
         times.push(t.elapsed());
     }
     let cpu = cpu_seconds(me).unwrap_or(0.0) - cpu0;
+    Ok(summarize(what, times, cpu))
+}
+
+/// The median of `times` and the CPU seconds `cpu` spread over them.
+fn summarize(what: &'static str, mut times: Vec<Duration>, cpu: f64) -> Figure {
     times.sort();
-    Ok(Figure {
+    let n = times.len().max(1);
+    Figure {
         what,
-        median_us: times[n / 2].as_secs_f64() * 1e6,
+        median_us: times.get(n / 2).map_or(0.0, |t| t.as_secs_f64() * 1e6),
         cpu_us: cpu * 1e6 / n as f64,
-    })
+    }
 }
 
 /// Measures each operation on a fresh database in a temporary directory.
@@ -105,12 +111,11 @@ pub async fn run(n: usize) -> anyhow::Result<Vec<Figure>> {
     let cpu = cpu_seconds(me).unwrap_or(0.0) - cpu0;
     sqlx::raw_sql("COMMIT").execute(&mut *conn).await?;
     drop(conn);
-    times.sort();
-    figures.push(Figure {
-        what: "INSERT of one row, inside a transaction",
-        median_us: times[n / 2].as_secs_f64() * 1e6,
-        cpu_us: cpu * 1e6 / n as f64,
-    });
+    figures.push(summarize(
+        "INSERT of one row, inside a transaction",
+        times,
+        cpu,
+    ));
     for (what, pool) in [
         ("BEGIN IMMEDIATE, INSERT, COMMIT (synchronous=FULL)", &full),
         ("BEGIN IMMEDIATE, INSERT, COMMIT (synchronous=OFF)", &off),
