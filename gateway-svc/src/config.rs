@@ -48,6 +48,11 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_FAILED_REDEEMS_PER_PHONE", default_value_t = 20)]
     pub failed_redeems_per_phone: u32,
 
+    /// API requests handled at once. Past it a request is answered 503
+    /// `service_unavailable` with Retry-After at once, instead of queueing.
+    #[arg(long, env = "GATEWAY_MAX_IN_FLIGHT", default_value_t = 1024)]
+    pub max_in_flight: usize,
+
     /// Region (ISO 3166 alpha-2) for reading phone numbers in national format.
     #[arg(long, env = "DEFAULT_REGION", default_value = "US")]
     pub default_region: Region,

@@ -43,12 +43,14 @@ impl ApiError {
 }
 
 impl From<ServiceError> for ApiError {
+    /// A service's refusal keeps its word, its fields and, when the service
+    /// was at capacity, its `Retry-After`.
     fn from(e: ServiceError) -> Self {
         Self {
             code: e.code,
             detail: e.message,
             errors: e.errors,
-            retry_after: None,
+            retry_after: e.retry_after,
         }
     }
 }

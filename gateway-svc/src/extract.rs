@@ -1,21 +1,24 @@
 //! What every request passes through: the request id (`x-request-id`, made up
-//! when absent, echoed on every response, sent on over NATS), the admin bearer
-//! check (the [`Admin`] extractor), per-route metrics, and JSON and query extraction whose rejections
-//! become DESIGN.md §9 codes instead of axum's plain-text errors.
+//! when absent, echoed on every response, sent on over NATS), the bound on
+//! requests in flight ([`shed_load`]), the admin bearer check (the [`Admin`]
+//! extractor), per-route metrics, and the extraction of bodies, queries, path
+//! ids, phones and idempotency keys into their types, whose rejections become
+//! DESIGN.md §9 codes instead of axum's plain-text errors.
 
 use std::time::Instant;
 
 use axum::{
     Json,
     extract::{
-        FromRequest, FromRequestParts, MatchedPath, Query, Request, State, rejection::JsonRejection,
+        FromRequest, FromRequestParts, MatchedPath, Path, Request, State, rejection::JsonRejection,
     },
     http::{HeaderValue, header, request::Parts},
     middleware::Next,
     response::{IntoResponse, Response},
 };
 use serde::de::DeserializeOwned;
-use shared_events::ErrorCode;
+use shared_events::{ErrorCode, IdempotencyKey, Phone, ServiceError};
+use svc_kit::nats::wire::{decode_value, refusal};
 use tracing::Instrument;
 
 use crate::{AppState, error::ApiError};
@@ -124,7 +127,9 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// A JSON body whose rejections are §9 errors.
+/// A JSON body whose rejections are §9 errors: a syntax error is
+/// `malformed_json`; a value of the wrong shape is `validation_failed` naming
+/// its field, unless the value has a word of its own.
 pub struct Body<T>(pub T);
 
 impl<S, T> FromRequest<S> for Body<T>
@@ -135,15 +140,10 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(v)) => Ok(Body(v)),
+        // JSON as a value first (syntax, content type, size), then the type.
+        match Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(Json(v)) => decode_value(v).map(Body).map_err(ApiError::from),
             Err(rejection) => Err(match rejection {
-                JsonRejection::JsonDataError(e) => {
-                    let mut err = ApiError::new(ErrorCode::ValidationFailed, e.body_text());
-                    err.errors
-                        .push(shared_events::FieldError::new("body", e.body_text()));
-                    err
-                }
                 JsonRejection::MissingJsonContentType(_) => ApiError::new(
                     ErrorCode::UnsupportedMediaType,
                     "send JSON with Content-Type: application/json",
@@ -157,7 +157,8 @@ where
     }
 }
 
-/// Query parameters whose rejections are `validation_failed`.
+/// Query parameters whose rejections are `validation_failed` naming the
+/// parameter.
 pub struct Params<T>(pub T);
 
 impl<S, T> FromRequestParts<S> for Params<T>
@@ -167,10 +168,89 @@ where
 {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Query(v)| Params(v))
-            .map_err(|e| ApiError::field("query", &e.body_text()))
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(Params)
+            .map_err(|e| ApiError::from(refusal(&e.path().to_string(), &e.inner().to_string())))
     }
+}
+
+/// An id in the path. One that does not parse names nothing that exists: it
+/// is the 404 of its kind (`group_not_found`, `not_found`…), as a well-formed
+/// unknown id would be.
+pub struct PathId<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for PathId<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::NotFound, e.body_text()))?;
+        decode_value(serde_json::Value::String(raw))
+            .map(PathId)
+            .map_err(ApiError::from)
+    }
+}
+
+/// A phone in the path, in E.164 or in `DEFAULT_REGION`'s national format.
+pub struct PathPhone(pub Phone);
+
+impl FromRequestParts<AppState> for PathPhone {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::NotFound, e.body_text()))?;
+        state.phone(&raw).map(PathPhone)
+    }
+}
+
+/// The `Idempotency-Key` header of a credit or debit: required, 1–200
+/// characters.
+pub struct IdemKey(pub IdempotencyKey);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdemKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let value = parts
+            .headers
+            .get("idempotency-key")
+            .ok_or_else(|| ApiError::field("Idempotency-Key", "this header is required"))?;
+        value
+            .to_str()
+            .ok()
+            .and_then(IdempotencyKey::parse)
+            .map(IdemKey)
+            .ok_or_else(|| ApiError::field("Idempotency-Key", IdempotencyKey::RULE))
+    }
+}
+
+/// The bound on requests in flight: past it the gateway answers 503
+/// `service_unavailable` with `Retry-After` at once, instead of queueing.
+/// Health and metrics are not counted, so a saturated gateway still says so.
+pub async fn shed_load(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let counted = req.uri().path().starts_with("/api/");
+    let permit = if counted {
+        match state.in_flight.clone().try_acquire_owned() {
+            Ok(p) => Some(p),
+            Err(_) => {
+                state.metrics.observe("shed", "503", 0.0);
+                return ApiError::from(ServiceError::overloaded("the gateway")).into_response();
+            }
+        }
+    } else {
+        None
+    };
+    let resp = next.run(req).await;
+    drop(permit);
+    resp
 }

@@ -10,21 +10,21 @@ use axum::{
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use shared_events::{
-    ErrorCode, Page,
+    Endpoint, ErrorCode, GroupId, Limit, Page,
+    endpoint::giftcode as gc,
     giftcode::{
         CodeDetails, CodeStatus, CodeSummary, CreateGroupFrame, CreateGroupRequest,
         GetGroupRequest, Group, ListCodesRequest, ListGroupsRequest, ListRedemptionsRequest,
         LookupCodeRequest, Redemption, UpdateGroupRequest,
     },
-    subjects::giftcode as gc,
 };
-use svc_kit::nats::{CallError, decode_reply};
+use svc_kit::nats::CallError;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::{
     AppState,
     error::{ApiError, ApiResult, Problem},
-    extract::{Admin, Body, Params, RequestId},
+    extract::{Admin, Body, Params, PathId, RequestId},
 };
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -32,18 +32,10 @@ use crate::{
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// 1–500, default 50.
-    limit: Option<u32>,
+    pub limit: Option<Limit>,
     /// `next_cursor` of the previous page.
-    cursor: Option<String>,
-}
-
-impl PageQuery {
-    pub fn limit(&self) -> Option<u32> {
-        self.limit
-    }
-    pub fn cursor(&self) -> Option<String> {
-        self.cursor.clone()
-    }
+    #[param(min_length = 1, max_length = 64)]
+    pub cursor: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -53,8 +45,9 @@ pub struct CodesQuery {
     /// Only `redeemed` or only `unredeemed` codes.
     status: Option<CodeStatus>,
     /// 1–500, default 50.
-    limit: Option<u32>,
+    limit: Option<Limit>,
     /// `next_cursor` of the previous page.
+    #[param(min_length = 1, max_length = 64)]
     cursor: Option<String>,
 }
 
@@ -105,18 +98,11 @@ pub async fn create(
         .is_some_and(|a| a.contains("text/csv"));
     let mut frames = s
         .nats
-        .call_stream(gc::GROUPS_CREATE, &req, Some(&rid))
+        .request_replies::<gc::GroupsCreate>(&req, Some(&rid))
         .await?;
     // The first frame comes once the group is committed: for a big group,
     // long after an ordinary call would have given up.
-    let first = tokio::time::timeout(s.create_group_timeout, frames.next())
-        .await
-        .map_err(|_| ApiError::from(CallError::Timeout(gc::GROUPS_CREATE.into())))?
-        .ok_or_else(|| ApiError::from(CallError::Transport("reply stream closed".into())))?;
-    if first.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
-        return Err(CallError::NoResponders(gc::GROUPS_CREATE.into()).into());
-    }
-    let group = match decode_reply::<CreateGroupFrame>(&first)? {
+    let group = match next_frame(&mut frames, s.create_group_timeout).await? {
         CreateGroupFrame::Group { group } => *group,
         _ => return Err(ApiError::new(ErrorCode::Internal, "unexpected reply")),
     };
@@ -125,17 +111,15 @@ pub async fn create(
         // The group is committed; its codes stream to the caller as they come.
         let lines =
             futures::stream::once(async { Ok::<_, std::io::Error>(bytes::Bytes::from("code\n")) })
-                .chain(
-                    frames.map(|msg| match decode_reply::<CreateGroupFrame>(&msg) {
-                        Ok(CreateGroupFrame::Codes { codes }) => {
-                            let mut out = codes.join("\n");
-                            out.push('\n');
-                            Ok(bytes::Bytes::from(out))
-                        }
-                        Ok(_) => Ok(bytes::Bytes::new()),
-                        Err(e) => Err(std::io::Error::other(e.to_string())),
-                    }),
-                )
+                .chain(frames.into_stream().map(|frame| match frame {
+                    Ok(CreateGroupFrame::Codes { codes }) => {
+                        let mut out = codes.join("\n");
+                        out.push('\n');
+                        Ok(bytes::Bytes::from(out))
+                    }
+                    Ok(_) => Ok(bytes::Bytes::new()),
+                    Err(e) => Err(std::io::Error::other(e.to_string())),
+                }))
                 .take_while(|chunk| {
                     futures::future::ready(!matches!(chunk, Ok(b) if b.is_empty()))
                 });
@@ -143,6 +127,7 @@ pub async fn create(
             StatusCode::CREATED,
             [
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+                (header::CACHE_CONTROL, "no-store".to_owned()),
                 (header::LOCATION, location),
                 (
                     header::HeaderName::from_static("x-group-id"),
@@ -155,11 +140,7 @@ pub async fn create(
     }
     let mut codes = Vec::new();
     loop {
-        let msg = tokio::time::timeout(s.nats.timeout(), frames.next())
-            .await
-            .map_err(|_| ApiError::from(CallError::Timeout(gc::GROUPS_CREATE.into())))?
-            .ok_or_else(|| ApiError::from(CallError::Transport("reply stream closed".into())))?;
-        match decode_reply::<CreateGroupFrame>(&msg)? {
+        match next_frame(&mut frames, s.nats.timeout()).await? {
             CreateGroupFrame::Codes { codes: c } => codes.extend(c),
             CreateGroupFrame::End { .. } => break,
             CreateGroupFrame::Group { .. } => {}
@@ -167,10 +148,25 @@ pub async fn create(
     }
     Ok((
         StatusCode::CREATED,
-        [(header::LOCATION, location)],
+        [
+            (header::LOCATION, location),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
         axum::Json(CreatedGroup { group, codes }),
     )
         .into_response())
+}
+
+/// The next frame of a creation, within `wait`.
+async fn next_frame(
+    frames: &mut svc_kit::nats::client::Replies<gc::GroupsCreate>,
+    wait: std::time::Duration,
+) -> ApiResult<CreateGroupFrame> {
+    let deadline = tokio::time::Instant::now() + wait;
+    match frames.next_until(deadline).await {
+        Some(frame) => Ok(frame?),
+        None => Err(CallError::Timeout(gc::GroupsCreate::SUBJECT.into()).into()),
+    }
 }
 
 #[utoipa::path(
@@ -192,7 +188,7 @@ pub async fn list(
         cursor: q.cursor,
     };
     Ok(axum::Json(
-        s.nats.call(gc::GROUPS_LIST, &req, Some(&rid)).await?,
+        s.nats.request::<gc::GroupsList>(&req, Some(&rid)).await?,
     ))
 }
 
@@ -208,11 +204,11 @@ pub async fn get(
     _: Admin,
     State(s): State<AppState>,
     RequestId(rid): RequestId,
-    Path(id): Path<String>,
+    PathId(id): PathId<GroupId>,
 ) -> ApiResult<axum::Json<Group>> {
     Ok(axum::Json(
         s.nats
-            .call(gc::GROUPS_GET, &GetGroupRequest { id }, Some(&rid))
+            .request::<gc::GroupsGet>(&GetGroupRequest { id }, Some(&rid))
             .await?,
     ))
 }
@@ -233,7 +229,7 @@ pub async fn patch(
     _: Admin,
     State(s): State<AppState>,
     RequestId(rid): RequestId,
-    Path(id): Path<String>,
+    PathId(id): PathId<GroupId>,
     Body(body): Body<PatchBody>,
 ) -> ApiResult<axum::Json<Group>> {
     let req = UpdateGroupRequest {
@@ -241,7 +237,7 @@ pub async fn patch(
         active: body.active,
     };
     Ok(axum::Json(
-        s.nats.call(gc::GROUPS_UPDATE, &req, Some(&rid)).await?,
+        s.nats.request::<gc::GroupsUpdate>(&req, Some(&rid)).await?,
     ))
 }
 
@@ -260,7 +256,7 @@ pub async fn codes(
     _: Admin,
     State(s): State<AppState>,
     RequestId(rid): RequestId,
-    Path(group_id): Path<String>,
+    PathId(group_id): PathId<GroupId>,
     Params(q): Params<CodesQuery>,
 ) -> ApiResult<axum::Json<Page<CodeSummary>>> {
     let req = ListCodesRequest {
@@ -270,7 +266,7 @@ pub async fn codes(
         cursor: q.cursor,
     };
     Ok(axum::Json(
-        s.nats.call(gc::CODES_LIST, &req, Some(&rid)).await?,
+        s.nats.request::<gc::CodesList>(&req, Some(&rid)).await?,
     ))
 }
 
@@ -287,7 +283,7 @@ pub async fn redemptions(
     _: Admin,
     State(s): State<AppState>,
     RequestId(rid): RequestId,
-    Path(group_id): Path<String>,
+    PathId(group_id): PathId<GroupId>,
     Params(q): Params<PageQuery>,
 ) -> ApiResult<axum::Json<Page<Redemption>>> {
     let req = ListRedemptionsRequest {
@@ -296,7 +292,9 @@ pub async fn redemptions(
         cursor: q.cursor,
     };
     Ok(axum::Json(
-        s.nats.call(gc::REDEMPTIONS_LIST, &req, Some(&rid)).await?,
+        s.nats
+            .request::<gc::RedemptionsList>(&req, Some(&rid))
+            .await?,
     ))
 }
 
@@ -320,7 +318,7 @@ pub async fn lookup(
 ) -> ApiResult<axum::Json<CodeDetails>> {
     Ok(axum::Json(
         s.nats
-            .call(gc::CODES_LOOKUP, &LookupCodeRequest { code }, Some(&rid))
+            .request::<gc::CodesLookup>(&LookupCodeRequest { code }, Some(&rid))
             .await?,
     ))
 }

@@ -22,11 +22,11 @@ use axum::{
 };
 use rand::Rng;
 use shared_events::{
-    ErrorCode, Region,
+    ErrorCode, Phone, Region,
     subjects::{GIFTCODE_SERVICE, WALLET_SERVICE},
 };
 use svc_kit::{metrics::Metrics, nats::ServiceClient};
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::Semaphore};
 use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -48,6 +48,17 @@ pub struct Inner {
     pub per_ip: limits::Window,
     pub failed_per_phone: limits::Window,
     pub metrics: Metrics,
+    /// Permits for API requests in flight ([`extract::shed_load`]).
+    pub in_flight: Arc<Semaphore>,
+}
+
+impl AppState {
+    /// A phone as a person typed it: E.164, or national format in
+    /// `DEFAULT_REGION`. The gateway is the edge: past it, phones are E.164.
+    pub fn phone(&self, input: &str) -> Result<Phone, ApiError> {
+        Phone::parse(input, self.region)
+            .map_err(|_| ApiError::new(ErrorCode::InvalidPhone, "not a valid phone number"))
+    }
 }
 
 impl std::ops::Deref for AppState {
@@ -59,10 +70,10 @@ impl std::ops::Deref for AppState {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("NATS: {0}")]
-    Nats(String),
+    #[error(transparent)]
+    Nats(#[from] svc_kit::nats::ConnectError),
     #[error("HTTP server: {0}")]
-    Http(std::io::Error),
+    Http(#[source] std::io::Error),
 }
 
 /// Every route, each registered with its OpenAPI entry (`routes!` takes the
@@ -105,6 +116,10 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(|req, next| {
             extract::refuse_oversized(MAX_BODY, req, next)
         }))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            extract::shed_load,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             extract::request_id,
@@ -173,11 +188,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let client = config
-        .nats
-        .connect("gateway-svc")
-        .await
-        .map_err(|e| Error::Nats(e.to_string()))?;
+    let client = config.nats.connect("gateway-svc").await?;
     let admin_token = match config.admin_token.filter(|t| !t.trim().is_empty()) {
         Some(t) => t,
         None => {
@@ -200,6 +211,7 @@ pub async fn run(
             Duration::from_secs(3600),
         ),
         metrics: Metrics::new("gateway-svc"),
+        in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
     }));
     tracing::info!(addr = ?listener.local_addr().ok(), nats = %config.nats.url, "gateway-svc started");
     axum::serve(

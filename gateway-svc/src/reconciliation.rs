@@ -19,14 +19,13 @@ use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use shared_events::{
-    Page,
-    giftcode::{Group, ListGroupsRequest},
+    Endpoint, GroupId, Limit, RedemptionId,
+    endpoint::{giftcode as gc, wallet as wl},
+    giftcode::ListGroupsRequest,
     reconciliation::{Item, ItemPage, PageRequest},
-    subjects::{giftcode as gc, wallet as wl},
-    wallet::{Funding, FundingRequest, LedgerCheck},
+    wallet::{FundingRequest, LedgerCheck, LedgerCheckRequest},
 };
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::{
     AppState,
@@ -59,7 +58,7 @@ pub struct Reconciliation {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct GroupCheck {
-    pub group_id: Uuid,
+    pub group_id: GroupId,
     /// giftcode-svc's stats of the group.
     pub redemptions: i64,
     pub redeemed_amount: i64,
@@ -73,11 +72,11 @@ pub struct GroupCheck {
 pub struct Finding {
     pub count: u64,
     /// The first redemption ids found (at most 100).
-    pub redemption_ids: Vec<Uuid>,
+    pub redemption_ids: Vec<RedemptionId>,
 }
 
 impl Finding {
-    fn add(&mut self, id: Uuid) {
+    fn add(&mut self, id: RedemptionId) {
         self.count += 1;
         if self.redemption_ids.len() < SHOWN {
             self.redemption_ids.push(id);
@@ -112,7 +111,10 @@ pub async fn check(
         credited_twice: Finding::default(),
         credited_without_redemption: Finding::default(),
         mismatched: Finding::default(),
-        ledger: s.nats.call(wl::LEDGER_CHECK, &(), Some(&rid)).await?,
+        ledger: s
+            .nats
+            .request::<wl::LedgerCheckRun>(&LedgerCheckRequest {}, Some(&rid))
+            .await?,
     };
     merge(&s, &rid, &mut report).await?;
     report.ok = report.ledger.ok
@@ -134,10 +136,10 @@ async fn group_checks(s: &AppState, rid: &str) -> ApiResult<Vec<GroupCheck>> {
     let mut cursor = None;
     loop {
         let req = ListGroupsRequest {
-            limit: Some(500),
+            limit: Limit::new(500),
             cursor,
         };
-        let page: Page<Group> = s.nats.call(gc::GROUPS_LIST, &req, Some(rid)).await?;
+        let page = s.nats.request::<gc::GroupsList>(&req, Some(rid)).await?;
         groups.extend(page.items);
         cursor = page.next_cursor;
         if cursor.is_none() {
@@ -146,15 +148,11 @@ async fn group_checks(s: &AppState, rid: &str) -> ApiResult<Vec<GroupCheck>> {
     }
     futures::stream::iter(groups)
         .map(|g| async move {
-            let f: Funding = s
+            let f = s
                 .nats
-                .call(
-                    wl::FUNDING_GET,
-                    &FundingRequest { group_id: g.id },
-                    Some(rid),
-                )
+                .request::<wl::FundingGet>(&FundingRequest { group_id: g.id }, Some(rid))
                 .await?;
-            Ok(GroupCheck {
+            Ok::<_, crate::ApiError>(GroupCheck {
                 group_id: g.id,
                 redemptions: g.stats.redemptions,
                 redeemed_amount: g.stats.redeemed_amount,
@@ -168,25 +166,26 @@ async fn group_checks(s: &AppState, rid: &str) -> ApiResult<Vec<GroupCheck>> {
         .await
 }
 
-/// One side's list, fetched a page at a time as the merge consumes it.
-struct Pages<'a> {
+/// One side's list (endpoint `E`), fetched a page at a time as the merge
+/// consumes it.
+struct Pages<'a, E> {
     s: &'a AppState,
     rid: &'a str,
-    subject: &'static str,
     buf: VecDeque<Item>,
     after: Option<String>,
     done: bool,
+    _endpoint: std::marker::PhantomData<E>,
 }
 
-impl<'a> Pages<'a> {
-    fn new(s: &'a AppState, rid: &'a str, subject: &'static str) -> Self {
+impl<'a, E: Endpoint<Request = PageRequest, Reply = ItemPage>> Pages<'a, E> {
+    fn new(s: &'a AppState, rid: &'a str) -> Self {
         Self {
             s,
             rid,
-            subject,
             buf: VecDeque::new(),
             after: None,
             done: false,
+            _endpoint: std::marker::PhantomData,
         }
     }
 
@@ -196,7 +195,7 @@ impl<'a> Pages<'a> {
                 after: self.after.take(),
                 limit: None,
             };
-            let page: ItemPage = self.s.nats.call(self.subject, &req, Some(self.rid)).await?;
+            let page = self.s.nats.request::<E>(&req, Some(self.rid)).await?;
             self.buf.extend(page.items);
             self.done = page.next.is_none();
             self.after = page.next;
@@ -211,8 +210,8 @@ impl<'a> Pages<'a> {
 
 /// Walks both lists in redemption-id order, like a merge join.
 async fn merge(s: &AppState, rid: &str, r: &mut Reconciliation) -> ApiResult<()> {
-    let mut redeemed = Pages::new(s, rid, gc::RECONCILIATION_PAGE);
-    let mut credited = Pages::new(s, rid, wl::RECONCILIATION_PAGE);
+    let mut redeemed = Pages::<gc::ReconciliationPage>::new(s, rid);
+    let mut credited = Pages::<wl::ReconciliationPage>::new(s, rid);
     loop {
         let g = redeemed.peek().await?.cloned();
         let w = credited.peek().await?.map(|i| i.redemption_id);

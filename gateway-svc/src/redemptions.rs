@@ -10,36 +10,39 @@
 use std::net::SocketAddr;
 
 use axum::{
-    extract::{ConnectInfo, Path, State},
+    extract::{ConnectInfo, State},
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use shared_events::{
-    ErrorCode, Phone,
-    giftcode::{GetRedemptionRequest, RedeemReply, RedeemRequest, Redemption, RedemptionStatus},
-    subjects::{giftcode as gc, wallet as wl},
-    wallet::{CreditNotice, PhoneRequest, RedemptionCreditRequest, Wallet},
+    Currency, Endpoint, ErrorCode, Phone, RedemptionId, TransactionId,
+    endpoint::{giftcode as gc, wallet as wl},
+    giftcode::{GetRedemptionRequest, RedeemInbox, RedeemRequest, Redemption, RedemptionStatus},
+    wallet::{CreditNotice, PhoneRequest, RedemptionCreditRequest},
 };
-use svc_kit::nats::{CallError, decode_reply};
+use svc_kit::nats::CallError;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 use crate::{
     AppState,
     error::{ApiError, ApiResult, Problem},
-    extract::{Body, RequestId},
+    extract::{Body, PathId, RequestId},
 };
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedeemBody {
-    /// The gift code; case and dashes do not matter.
-    #[schema(example = "K7QX-4M9P-2ZHD")]
+    /// The gift code; case, spaces and dashes do not matter.
+    #[schema(
+        example = "K7QX-4M9P-2ZHD",
+        min_length = 4,
+        max_length = 64,
+        pattern = "^[A-Za-z0-9 -]{4,64}$"
+    )]
     code: String,
     /// E.164, or national format in `DEFAULT_REGION`.
-    #[schema(example = "+14155552671")]
+    #[schema(example = "+14155552671", pattern = r"^\+?[0-9][0-9 ().-]{3,23}$")]
     phone: String,
 }
 
@@ -54,10 +57,10 @@ pub struct RedemptionView {
 /// The wallet credited by a redemption, as it is now.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WalletView {
-    phone: String,
+    phone: Phone,
     balance: i64,
-    currency: String,
-    transaction_id: Uuid,
+    currency: Currency,
+    transaction_id: TransactionId,
 }
 
 /// Refusals that count against a phone's failed-attempt limit: guessing.
@@ -97,7 +100,7 @@ fn limited(retry_after: u64, what: &str) -> ApiError {
         (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`invalid_phone`, `invalid_code`, `validation_failed`", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited`, with `Retry-After` (seconds)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64))),
-        (status = 503, description = "`service_unavailable`: giftcode-svc cannot be reached; nothing was recorded", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`service_unavailable`: giftcode-svc cannot be reached (nothing was recorded), or the platform is at capacity (with `Retry-After`)", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64))),
     )
 )]
 pub async fn redeem(
@@ -109,8 +112,7 @@ pub async fn redeem(
     if let Some(wait) = s.per_ip.hit(&peer.ip().to_string()) {
         return Err(limited(wait, "too many redeem requests from this address"));
     }
-    let phone = Phone::parse(&body.phone, s.region)
-        .map_err(|_| ApiError::new(ErrorCode::InvalidPhone, "not a valid phone number"))?;
+    let phone = s.phone(&body.phone)?;
     if let Some(wait) = s.failed_per_phone.blocked(phone.as_str()) {
         return Err(limited(wait, "too many failed attempts for this phone"));
     }
@@ -139,10 +141,13 @@ async fn redeem_over_nats(
     let deadline = tokio::time::Instant::now() + s.redeem_timeout;
     let req = RedeemRequest {
         code: code.to_owned(),
-        phone: phone.to_string(),
+        phone: phone.clone(),
     };
-    let mut inbox = s.nats.call_stream(gc::REDEEM, &req, Some(rid)).await?;
-    let (mut reply, mut notice): (Option<RedeemReply>, Option<CreditNotice>) = (None, None);
+    let mut inbox = s
+        .nats
+        .request_replies::<gc::Redeem>(&req, Some(rid))
+        .await?;
+    let (mut reply, mut notice) = (None, None);
     // The redemption must come within the service timeout; the notice within
     // the redeem timeout (counted from the start).
     while reply.is_none() || notice.is_none() {
@@ -151,17 +156,11 @@ async fn redeem_over_nats(
         } else {
             deadline
         };
-        let msg = match tokio::time::timeout_at(until, inbox.next()).await {
-            Ok(Some(msg)) => msg,
-            _ => break,
-        };
-        if msg.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
-            return Err(CallError::NoResponders(gc::REDEEM.into()).into());
-        }
-        match decode_reply::<CreditNotice>(&msg) {
-            Ok(n) => notice = Some(n),
-            Err(_) => {
-                let r = decode_reply::<RedeemReply>(&msg)?;
+        match inbox.next_until(until).await {
+            None => break,
+            Some(Err(e)) => return Err(e.into()),
+            Some(Ok(RedeemInbox::Credited(n))) => notice = Some(n),
+            Some(Ok(RedeemInbox::Redeemed(r))) => {
                 // A replay records nothing, so no credit notice will follow:
                 // the ledger is asked below instead.
                 let replayed = r.replayed;
@@ -173,14 +172,12 @@ async fn redeem_over_nats(
         }
     }
     let Some(reply) = reply else {
-        return Err(CallError::Timeout(gc::REDEEM.into()).into());
+        return Err(CallError::Timeout(gc::Redeem::SUBJECT.into()).into());
     };
     let mut redemption = reply.redemption;
     let wallet = match notice {
         Some(n) if n.redemption_id == redemption.id => {
-            redemption.status = RedemptionStatus::Credited;
-            redemption.transaction_id = Some(n.transaction_id);
-            redemption.credited_at = Some(n.credited_at);
+            credited(&mut redemption, &n);
             Some(WalletView {
                 phone: n.phone,
                 balance: n.balance,
@@ -194,27 +191,24 @@ async fn redeem_over_nats(
     Ok(respond(redemption, wallet))
 }
 
+fn credited(r: &mut Redemption, n: &CreditNotice) {
+    r.status = RedemptionStatus::Credited;
+    r.transaction_id = Some(n.transaction_id);
+    r.credited_at = Some(n.credited_at);
+}
+
 /// The credit status of a redemption as the ledger knows it, and the wallet
 /// as it is now. giftcode-svc learns of a credit from `wallet.credited`
 /// a moment after the ledger commits it; for a redemption it still calls
 /// pending, the ledger (`wallet.redemptions.get`) is the authority.
 async fn settle(s: &AppState, r: &mut Redemption, rid: &str) -> Option<WalletView> {
     if r.status == RedemptionStatus::Pending {
-        let credit: Result<CreditNotice, _> = s
-            .nats
-            .call(
-                wl::REDEMPTIONS_GET,
-                &RedemptionCreditRequest {
-                    redemption_id: r.id,
-                },
-                Some(rid),
-            )
-            .await;
+        let req = RedemptionCreditRequest {
+            redemption_id: r.id,
+        };
         // Not found, or wallet-svc down: the redemption stays pending.
-        if let Ok(n) = credit {
-            r.status = RedemptionStatus::Credited;
-            r.transaction_id = Some(n.transaction_id);
-            r.credited_at = Some(n.credited_at);
+        if let Ok(n) = s.nats.request::<wl::RedemptionsGet>(&req, Some(rid)).await {
+            credited(r, &n);
         }
     }
     current_wallet(s, r, rid).await
@@ -225,15 +219,12 @@ async fn current_wallet(s: &AppState, r: &Redemption, rid: &str) -> Option<Walle
     let transaction_id = r
         .transaction_id
         .filter(|_| r.status == RedemptionStatus::Credited)?;
-    let wallet: Wallet = s
+    let req = PhoneRequest {
+        phone: r.phone.clone(),
+    };
+    let wallet = s
         .nats
-        .call(
-            wl::WALLETS_GET,
-            &PhoneRequest {
-                phone: r.phone.clone(),
-            },
-            Some(rid),
-        )
+        .request::<wl::WalletsGet>(&req, Some(rid))
         .await
         .ok()?;
     Some(WalletView {
@@ -273,15 +264,11 @@ fn respond(redemption: Redemption, wallet: Option<WalletView>) -> Response {
 pub async fn get(
     State(s): State<AppState>,
     RequestId(rid): RequestId,
-    Path(id): Path<String>,
+    PathId(id): PathId<RedemptionId>,
 ) -> ApiResult<axum::Json<RedemptionView>> {
-    let mut redemption: Redemption = s
+    let mut redemption = s
         .nats
-        .call(
-            gc::REDEMPTIONS_GET,
-            &GetRedemptionRequest { id },
-            Some(&rid),
-        )
+        .request::<gc::RedemptionsGet>(&GetRedemptionRequest { id }, Some(&rid))
         .await?;
     let wallet = settle(&s, &mut redemption, &rid).await;
     Ok(axum::Json(RedemptionView { redemption, wallet }))

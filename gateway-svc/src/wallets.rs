@@ -3,41 +3,41 @@
 //! transaction (and `Idempotent-Replayed: true`), another body is 409.
 
 use axum::{
-    extract::{Path, State},
-    http::{HeaderMap, StatusCode},
+    extract::State,
+    http::StatusCode,
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
 use shared_events::{
-    Page,
-    subjects::wallet as wl,
+    Amount, Page,
+    endpoint::wallet as wl,
     wallet::{
-        ListTransactionsRequest, ListWalletsRequest, MoveReply, MoveRequest, PhoneRequest,
-        Transaction, Wallet,
+        ListTransactionsRequest, ListWalletsRequest, MoveRequest, PhoneRequest, Transaction, Wallet,
     },
 };
 use utoipa::ToSchema;
 
 use crate::{
     AppState,
-    error::{ApiError, ApiResult, Problem},
-    extract::{Admin, Body, Params, RequestId},
+    error::{ApiResult, Problem},
+    extract::{Admin, Body, IdemKey, Params, PathPhone, RequestId},
     groups::PageQuery,
 };
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
-    #[schema(example = "+14155552671")]
+    /// E.164, or national format in `DEFAULT_REGION`.
+    #[schema(example = "+14155552671", pattern = r"^\+?[0-9][0-9 ().-]{3,23}$")]
     phone: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MoveBody {
-    /// Minor units (cents), > 0.
-    #[schema(example = 500)]
-    amount: i64,
+    amount: Amount,
+    /// At most 500 characters.
+    #[schema(max_length = 500)]
     description: Option<String>,
 }
 
@@ -61,13 +61,12 @@ pub async fn create(
     RequestId(rid): RequestId,
     Body(body): Body<CreateBody>,
 ) -> ApiResult<Response> {
-    let wallet: Wallet = s
+    let req = PhoneRequest {
+        phone: s.phone(&body.phone)?,
+    };
+    let wallet = s
         .nats
-        .call(
-            wl::WALLETS_CREATE,
-            &PhoneRequest { phone: body.phone },
-            Some(&rid),
-        )
+        .request::<wl::WalletsCreate>(&req, Some(&rid))
         .await?;
     Ok((StatusCode::CREATED, axum::Json(wallet)).into_response())
 }
@@ -89,11 +88,11 @@ pub async fn list(
     Params(q): Params<PageQuery>,
 ) -> ApiResult<axum::Json<Page<Wallet>>> {
     let req = ListWalletsRequest {
-        limit: q.limit(),
-        cursor: q.cursor(),
+        limit: q.limit,
+        cursor: q.cursor,
     };
     Ok(axum::Json(
-        s.nats.call(wl::WALLETS_LIST, &req, Some(&rid)).await?,
+        s.nats.request::<wl::WalletsList>(&req, Some(&rid)).await?,
     ))
 }
 
@@ -109,11 +108,11 @@ pub async fn get(
     _: Admin,
     State(s): State<AppState>,
     RequestId(rid): RequestId,
-    Path(phone): Path<String>,
+    PathPhone(phone): PathPhone,
 ) -> ApiResult<axum::Json<Wallet>> {
     Ok(axum::Json(
         s.nats
-            .call(wl::WALLETS_GET, &PhoneRequest { phone }, Some(&rid))
+            .request::<wl::WalletsGet>(&PhoneRequest { phone }, Some(&rid))
             .await?,
     ))
 }
@@ -133,23 +132,25 @@ pub async fn transactions(
     _: Admin,
     State(s): State<AppState>,
     RequestId(rid): RequestId,
-    Path(phone): Path<String>,
+    PathPhone(phone): PathPhone,
     Params(q): Params<PageQuery>,
 ) -> ApiResult<axum::Json<Page<Transaction>>> {
     let req = ListTransactionsRequest {
         phone,
-        limit: q.limit(),
-        cursor: q.cursor(),
+        limit: q.limit,
+        cursor: q.cursor,
     };
     Ok(axum::Json(
-        s.nats.call(wl::TRANSACTIONS_LIST, &req, Some(&rid)).await?,
+        s.nats
+            .request::<wl::TransactionsList>(&req, Some(&rid))
+            .await?,
     ))
 }
 
 #[utoipa::path(
     post, path = "/wallets/{phone}/credits", tag = "wallets",
     summary = "Add balance (opens the wallet if needed)",
-    security(("admin" = [])), params(("phone" = String, Path, description = "E.164 (`+14155552671`) or national format in `DEFAULT_REGION`"), ("Idempotency-Key" = String, Header, description = "Required. The same key and body replay the original transaction; another body is 409 `idempotency_conflict`")), request_body = MoveBody,
+    security(("admin" = [])), params(("phone" = String, Path, description = "E.164 (`+14155552671`) or national format in `DEFAULT_REGION`"), ("Idempotency-Key" = String, Header, min_length = 1, max_length = 200, pattern = r"^\S(.*\S)?$", description = "Required, 1–200 characters. The same key and body replay the original transaction; another body is 409 `idempotency_conflict`")), request_body = MoveBody,
     responses(
         (status = 201, body = Transaction, headers(("Idempotent-Replayed" = bool, description = "`true` when this is the original answer replayed"))),
         (status = 400, description = "`malformed_json`", body = Problem, content_type = "application/problem+json"),
@@ -163,18 +164,23 @@ pub async fn transactions(
 )]
 pub async fn credit(
     _: Admin,
-    s: State<AppState>,
-    rid: RequestId,
-    path: Path<String>,
-    headers: HeaderMap,
-    body: Body<MoveBody>,
+    State(s): State<AppState>,
+    RequestId(rid): RequestId,
+    PathPhone(phone): PathPhone,
+    IdemKey(key): IdemKey,
+    Body(body): Body<MoveBody>,
 ) -> ApiResult<Response> {
-    money(s, rid, path, headers, body, wl::CREDITS_CREATE).await
+    let req = move_request(phone, key, body);
+    let reply = s
+        .nats
+        .request::<wl::CreditsCreate>(&req, Some(&rid))
+        .await?;
+    Ok(created(reply))
 }
 
 #[utoipa::path(
     post, path = "/wallets/{phone}/debits", tag = "wallets", summary = "Spend balance",
-    security(("admin" = [])), params(("phone" = String, Path, description = "E.164 (`+14155552671`) or national format in `DEFAULT_REGION`"), ("Idempotency-Key" = String, Header, description = "Required. The same key and body replay the original transaction; another body is 409 `idempotency_conflict`")), request_body = MoveBody,
+    security(("admin" = [])), params(("phone" = String, Path, description = "E.164 (`+14155552671`) or national format in `DEFAULT_REGION`"), ("Idempotency-Key" = String, Header, min_length = 1, max_length = 200, pattern = r"^\S(.*\S)?$", description = "Required, 1–200 characters. The same key and body replay the original transaction; another body is 409 `idempotency_conflict`")), request_body = MoveBody,
     responses(
         (status = 201, body = Transaction, headers(("Idempotent-Replayed" = bool, description = "`true` when this is the original answer replayed"))),
         (status = 400, description = "`malformed_json`", body = Problem, content_type = "application/problem+json"),
@@ -188,40 +194,37 @@ pub async fn credit(
 )]
 pub async fn debit(
     _: Admin,
-    s: State<AppState>,
-    rid: RequestId,
-    path: Path<String>,
-    headers: HeaderMap,
-    body: Body<MoveBody>,
-) -> ApiResult<Response> {
-    money(s, rid, path, headers, body, wl::DEBITS_CREATE).await
-}
-
-async fn money(
     State(s): State<AppState>,
     RequestId(rid): RequestId,
-    Path(phone): Path<String>,
-    headers: HeaderMap,
+    PathPhone(phone): PathPhone,
+    IdemKey(key): IdemKey,
     Body(body): Body<MoveBody>,
-    subject: &str,
 ) -> ApiResult<Response> {
-    let key = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .ok_or_else(|| ApiError::field("Idempotency-Key", "this header is required"))?;
-    let req = MoveRequest {
+    let req = move_request(phone, key, body);
+    let reply = s.nats.request::<wl::DebitsCreate>(&req, Some(&rid)).await?;
+    Ok(created(reply))
+}
+
+fn move_request(
+    phone: shared_events::Phone,
+    idempotency_key: shared_events::IdempotencyKey,
+    body: MoveBody,
+) -> MoveRequest {
+    MoveRequest {
         phone,
         amount: body.amount,
         description: body.description,
-        idempotency_key: key,
-    };
-    let reply: MoveReply = s.nats.call(subject, &req, Some(&rid)).await?;
+        idempotency_key,
+    }
+}
+
+/// 201 with the transaction; `Idempotent-Replayed: true` on a replay.
+fn created(reply: shared_events::wallet::MoveReply) -> Response {
     let replayed = if reply.replayed { "true" } else { "false" };
-    Ok((
+    (
         StatusCode::CREATED,
         [("idempotent-replayed", replayed)],
         axum::Json(reply.transaction),
     )
-        .into_response())
+        .into_response()
 }

@@ -106,7 +106,7 @@ async fn main() {
         let mut got = 0usize;
         let mut first = None;
         while let Some(msg) = sub.next().await {
-            match decode_reply::<CreateGroupFrame>(&msg) {
+            match decode_reply::<CreateGroupFrame>(ep::GROUPS_CREATE, &msg) {
                 Ok(CreateGroupFrame::Group { .. }) => first = Some(started.elapsed()),
                 Ok(CreateGroupFrame::Codes { codes }) => got += codes.len(),
                 Ok(CreateGroupFrame::End { count }) => {

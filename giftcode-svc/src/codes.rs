@@ -79,6 +79,18 @@ impl Displays {
         self.ends.is_empty()
     }
 
+    /// The codes in order, giving the buffer up: each is copied out as it
+    /// is taken (a reply frame's worth at a time).
+    pub fn into_codes(self) -> impl Iterator<Item = String> + Send {
+        let Displays { buf, ends } = self;
+        let mut start = 0;
+        ends.into_iter().map(move |end| {
+            let code = buf.get(start..end as usize).unwrap_or_default().to_owned();
+            start = end as usize;
+            code
+        })
+    }
+
     /// The codes in the order they were pushed.
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         let starts = std::iter::once(0).chain(self.ends.iter().copied());
@@ -376,6 +388,10 @@ mod tests {
         assert_eq!(d.len(), 3);
         assert_eq!(
             d.iter().collect::<Vec<_>>(),
+            ["K7QX-4M9P-2ZHD", "SUMMER24", "GIFT-AAAA-BBBB-CCCC"]
+        );
+        assert_eq!(
+            d.into_codes().collect::<Vec<_>>(),
             ["K7QX-4M9P-2ZHD", "SUMMER24", "GIFT-AAAA-BBBB-CCCC"]
         );
     }

@@ -3,8 +3,7 @@
 
 use std::net::SocketAddr;
 
-use shared_events::Region;
-use svc_kit::{nats::NatsArgs, telemetry::LogFormat};
+use shared_events::Currency;
 
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -15,7 +14,7 @@ use svc_kit::{nats::NatsArgs, telemetry::LogFormat};
 )]
 pub struct Config {
     #[command(flatten)]
-    pub nats: NatsArgs,
+    pub kit: svc_kit::Args,
 
     /// Address of the health and metrics HTTP server.
     #[arg(long, env = "GIFTCODE_HTTP_ADDR", default_value = "0.0.0.0:8082")]
@@ -35,14 +34,6 @@ pub struct Config {
     pub code_key: Option<String>,
 
     /// The platform currency (ISO 4217), echoed on every amount.
-    #[arg(long, env = "CURRENCY", default_value = "USD", value_parser = svc_kit::parse_currency)]
-    pub currency: String,
-
-    /// Region (ISO 3166 alpha-2) for reading phone numbers in national format.
-    #[arg(long, env = "DEFAULT_REGION", default_value = "US")]
-    pub default_region: Region,
-
-    /// Log output: text or json.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
-    pub log_format: LogFormat,
+    #[arg(long, env = "CURRENCY", default_value = "USD")]
+    pub currency: Currency,
 }

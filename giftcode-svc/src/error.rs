@@ -1,17 +1,15 @@
 //! giftcode-svc's one error type. Each variant maps to a `code` word of DESIGN.md
-//! §9; failures that are ours (database, configuration) map to `internal` and
-//! their details go to the log, not to the caller.
+//! §9; failures that are ours (database, runtime, an invariant broken) map to
+//! `internal`, keep their cause, and go to the log, not to the caller.
+
+use std::sync::Arc;
 
 use shared_events::{ErrorCode, FieldError, ServiceError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("invalid request: {0}")]
-    Request(ServiceError),
     #[error("validation failed")]
     Validation(Vec<FieldError>),
-    #[error("not a valid phone number")]
-    InvalidPhone,
     #[error("not a valid gift code")]
     InvalidCode,
     #[error("no such gift-code group")]
@@ -34,12 +32,22 @@ pub enum Error {
     CodeInactive,
     #[error("this code is not active yet")]
     CodeNotYetActive,
+    /// The redeem queue is full: refused at once rather than queued.
+    #[error("too many redeems in flight")]
+    Overloaded,
+    /// Bad configuration, found at start-up.
     #[error("configuration: {0}")]
     Config(String),
-    #[error("NATS: {0}")]
-    Nats(String),
+    #[error(transparent)]
+    Kit(#[from] svc_kit::Error),
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
+    /// A group commit failed: every redeem in it shares the cause.
+    #[error("group commit failed: {0}")]
+    Commit(#[source] Arc<sqlx::Error>),
+    /// Something that cannot happen did.
+    #[error("internal: {0}")]
+    Internal(String),
 }
 
 impl Error {
@@ -50,9 +58,7 @@ impl Error {
     pub fn code(&self) -> ErrorCode {
         use ErrorCode as C;
         match self {
-            Self::Request(e) => e.code,
             Self::Validation(_) => C::ValidationFailed,
-            Self::InvalidPhone => C::InvalidPhone,
             Self::InvalidCode => C::InvalidCode,
             Self::GroupNotFound => C::GroupNotFound,
             Self::CodeNotFound => C::CodeNotFound,
@@ -64,20 +70,21 @@ impl Error {
             Self::CodeExpired => C::CodeExpired,
             Self::CodeInactive => C::CodeInactive,
             Self::CodeNotYetActive => C::CodeNotYetActive,
-            Self::Config(_) | Self::Nats(_) | Self::Db(_) => C::Internal,
+            Self::Overloaded => C::ServiceUnavailable,
+            Self::Config(_) | Self::Kit(_) | Self::Db(_) | Self::Commit(_) | Self::Internal(_) => {
+                C::Internal
+            }
         }
     }
+}
 
+impl svc_kit::ReplyError for Error {
     /// The reply body. Internal details stay in the log.
-    pub fn to_service_error(&self) -> ServiceError {
+    fn to_reply(&self) -> ServiceError {
         match self {
-            Self::Request(e) => e.clone(),
-            Self::Validation(errors) => ServiceError {
-                code: ErrorCode::ValidationFailed,
-                message: "the request has invalid fields".into(),
-                errors: errors.clone(),
-            },
-            Self::Config(_) | Self::Nats(_) | Self::Db(_) => {
+            Self::Validation(errors) => ServiceError::fields(errors.clone()),
+            Self::Overloaded => ServiceError::overloaded("giftcode"),
+            other if other.code() == ErrorCode::Internal => {
                 ServiceError::new(ErrorCode::Internal, "internal error")
             }
             other => ServiceError::new(other.code(), other.to_string()),
@@ -85,9 +92,9 @@ impl Error {
     }
 }
 
-impl From<ServiceError> for Error {
-    fn from(e: ServiceError) -> Self {
-        Self::Request(e)
+impl From<svc_kit::db::DecodeError> for Error {
+    fn from(e: svc_kit::db::DecodeError) -> Self {
+        Self::Kit(e.into())
     }
 }
 

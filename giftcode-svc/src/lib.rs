@@ -1,38 +1,28 @@
 //! giftcode-svc: gift-code groups, their codes and redemptions (DESIGN.md §3, §4,
 //! §7). It owns its database, answers the NATS service `giftcode`, and publishes
 //! `giftcode.events.>` to JetStream through its outbox. Its HTTP port serves only
-//! `/healthz`, `/readyz` and `/metrics`.
+//! `/healthz`, `/readyz` and `/metrics`. svc-kit runs it ([`run`]); this crate
+//! holds the domain and declares what the service has ([`service`]).
 
 pub mod codes;
-mod commit;
 mod config;
-pub mod credits;
+pub mod consumers;
 pub mod error;
 pub mod groups;
 mod keys;
-pub mod nats;
 pub mod reconciliation;
 pub mod redeem;
+pub mod redemptions;
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc};
 
-use async_nats::jetstream;
 use shared_events::{
-    Region,
-    subjects::{
-        GIFTCODE_EVENTS_STREAM, GIFTCODE_EVENTS_SUBJECTS, WALLET_EVENTS_STREAM,
-        WALLET_EVENTS_SUBJECTS, events,
-    },
+    Currency,
+    endpoint::giftcode as ep,
+    subjects::{GIFTCODE_EVENTS, GIFTCODE_SERVICE, WALLET_EVENTS, events},
 };
-use svc_kit::{
-    consumer,
-    db::{Db, Migrations},
-    health::NatsAndDb,
-    metrics::Metrics,
-    outbox::{self, Publisher, Waker},
-};
+use svc_kit::{Kit, Service, consumer, db::Migrations};
 use tokio::net::TcpListener;
-use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub use config::Config;
 pub use error::{Error, Result};
@@ -55,139 +45,111 @@ pub const MIGRATIONS: Migrations = Migrations {
 pub struct App(Arc<Inner>);
 
 struct Inner {
-    db: Db,
+    kit: Kit,
     key: codes::CodeKey,
-    currency: String,
-    region: Region,
-    waker: Waker,
-    metrics: Metrics,
-    committer: commit::Committer,
+    currency: Currency,
+    committer: redeem::commit::Committer,
 }
 
 impl App {
     /// Opens the database (running migrations) and loads the code key.
     pub async fn open(config: &Config) -> Result<Self> {
-        let db = Db::connect(&config.database_url, &MIGRATIONS)
-            .await
-            .map_err(|e| Error::Config(e.to_string()))?;
-        let key = keys::load(config.code_key.as_deref(), &db).await?;
+        let kit = Kit::open(SOURCE, &config.database_url, &MIGRATIONS).await?;
+        let key = keys::load(config.code_key.as_deref(), &kit.db).await?;
         Ok(Self(Arc::new(Inner {
-            committer: commit::Committer::start(db.clone()),
-            db,
+            committer: redeem::commit::Committer::start(kit.db.clone(), config.kit.max_in_flight),
+            kit,
             key,
             currency: config.currency.clone(),
-            region: config.default_region,
-            waker: Waker::default(),
-            metrics: Metrics::new(SOURCE),
         })))
     }
 
-    pub fn db(&self) -> &Db {
-        &self.0.db
+    pub fn db(&self) -> &svc_kit::db::Db {
+        &self.0.kit.db
+    }
+    pub fn metrics(&self) -> &svc_kit::metrics::Metrics {
+        &self.0.kit.metrics
     }
     pub(crate) fn key(&self) -> &codes::CodeKey {
         &self.0.key
     }
-    pub(crate) fn currency(&self) -> &str {
+    pub(crate) fn currency(&self) -> &Currency {
         &self.0.currency
     }
-    pub(crate) fn region(&self) -> Region {
-        self.0.region
-    }
-    pub fn metrics(&self) -> &Metrics {
-        &self.0.metrics
-    }
     pub(crate) fn wake_outbox(&self) {
-        self.0.waker.wake();
+        self.0.kit.outbox.wake();
     }
-    pub(crate) fn committer(&self) -> &commit::Committer {
+    pub(crate) fn committer(&self) -> &redeem::commit::Committer {
         &self.0.committer
     }
 }
 
-/// Runs the service until `shutdown` resolves, then drains: stops taking
-/// requests, finishes those in flight, publishes what the outbox holds, flushes
-/// NATS and closes the database.
+/// What the service has: its stream, its consumer of credits, its endpoints.
+pub fn service(app: App) -> Service<App> {
+    let kit = app.0.kit.clone();
+    Service::new(
+        &kit,
+        app,
+        GIFTCODE_SERVICE,
+        "Gift-code groups, codes and redemptions",
+    )
+    .publishes(GIFTCODE_EVENTS)
+    .consumes(
+        WALLET_EVENTS,
+        consumer::Spec {
+            stream: WALLET_EVENTS.name,
+            durable: CREDITS_CONSUMER.to_owned(),
+            filter: events::WALLET_CREDITED,
+            ack_wait: svc_kit::runtime::ACK_WAIT,
+            batch: 256,
+        },
+        |app, _, msgs| consumers::wallet_credited::handle(app, msgs),
+    )
+    .endpoints(|e| {
+        e.endpoint::<ep::Redeem, _, _, _>(|app, ctx, req| async move {
+            app.redeem(req, ctx.request_id, ctx.reply_to.as_deref())
+                .await
+                .map(shared_events::giftcode::RedeemInbox::Redeemed)
+        })
+        .framed::<ep::GroupsCreate, _, _, _, _>(|app, ctx, req| async move {
+            app.create_group(req, ctx.request_id)
+                .await
+                .map(groups::frames)
+        })
+        .endpoint::<ep::GroupsList, _, _, _>(
+            |app, _, req| async move { app.list_groups(req).await },
+        )
+        .endpoint::<ep::GroupsGet, _, _, _>(
+            |app, _, req| async move { app.get_group(req.id).await },
+        )
+        .endpoint::<ep::GroupsUpdate, _, _, _>(|app, ctx, req| async move {
+            app.update_group(req, ctx.request_id).await
+        })
+        .endpoint::<ep::CodesList, _, _, _>(|app, _, req| async move { app.list_codes(req).await })
+        .endpoint::<ep::CodesLookup, _, _, _>(|app, _, req| async move {
+            app.lookup_code(&req.code).await
+        })
+        .endpoint::<ep::RedemptionsList, _, _, _>(|app, _, req| async move {
+            app.list_redemptions(req).await
+        })
+        .endpoint::<ep::RedemptionsGet, _, _, _>(|app, _, req| async move {
+            app.get_redemption(req.id).await
+        })
+        .endpoint::<ep::ReconciliationPage, _, _, _>(|app, _, req| async move {
+            app.reconciliation_page(req).await
+        })
+    })
+}
+
+/// Runs the service until `shutdown` resolves, then drains it (svc-kit's
+/// runtime: stop taking requests, finish those in flight, publish what the
+/// outbox holds, flush NATS, close the database).
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let app = App::open(&config).await?;
-    let client = config
-        .nats
-        .connect(SOURCE)
-        .await
-        .map_err(|e| Error::Nats(e.to_string()))?;
-    let js = jetstream::new(client.clone());
-    // It publishes to the first and consumes the second, which wallet-svc may
-    // not have created yet.
-    for (name, subjects) in [
-        (GIFTCODE_EVENTS_STREAM, GIFTCODE_EVENTS_SUBJECTS),
-        (WALLET_EVENTS_STREAM, WALLET_EVENTS_SUBJECTS),
-    ] {
-        outbox::ensure_stream(&js, name, subjects, config.nats.stream_replicas)
-            .await
-            .map_err(Error::Nats)?;
-    }
-
-    let stop = CancellationToken::new();
-    let publisher = tokio::spawn(
-        Publisher {
-            db: app.db().clone(),
-            js: js.clone(),
-            waker: app.0.waker.clone(),
-            metrics: app.metrics().clone(),
-        }
-        .run(stop.clone()),
-    );
-    let consuming = CancellationToken::new();
-    let credits = {
-        let app = app.clone();
-        tokio::spawn(consumer::run(
-            js,
-            consumer::Spec {
-                stream: WALLET_EVENTS_STREAM,
-                durable: CREDITS_CONSUMER.to_owned(),
-                filter: events::WALLET_CREDITED,
-                ack_wait: Duration::from_secs(30),
-                batch: 256,
-            },
-            consuming.clone(),
-            move |msgs| credits::handle(app.clone(), msgs),
-        ))
-    };
-    let tracker = TaskTracker::new();
-    let service = nats::serve(&app, &client, &tracker).await?;
-    let router = svc_kit::health::router(
-        NatsAndDb {
-            client: client.clone(),
-            db: app.db().clone(),
-        },
-        app.metrics().clone(),
-    );
-    let http_stop = stop.clone();
-    let http = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(http_stop.cancelled_owned())
-            .await
-    });
-    tracing::info!(nats = %config.nats.url, "giftcode-svc started");
-
-    shutdown.await;
-    svc_kit::drain::Drain {
-        consuming,
-        consumer: credits,
-        service,
-        requests: tracker,
-        stop,
-        publisher,
-        http,
-        client,
-        db: app.db().clone(),
-    }
-    .run()
-    .await;
-    tracing::info!("giftcode-svc stopped");
+    service(app).run(&config.kit, listener, shutdown).await?;
     Ok(())
 }

@@ -6,7 +6,7 @@ use giftcode_svc::{Config, run};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    svc_kit::telemetry::init(config.log_format);
+    svc_kit::telemetry::init(config.kit.log_format);
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.http_addr))?;

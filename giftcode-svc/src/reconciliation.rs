@@ -2,9 +2,11 @@
 //! page at a time, so the gateway can merge it with wallet-svc's credits
 //! (DESIGN.md §7's invariant) without either side holding the whole list.
 
-use shared_events::reconciliation::{Item, ItemPage, PageRequest};
-use sqlx::Row;
-use uuid::Uuid;
+use shared_events::{
+    RedemptionId,
+    reconciliation::{Item, ItemPage, PageRequest},
+};
+use svc_kit::db::RowExt;
 
 use crate::{
     App,
@@ -15,7 +17,8 @@ impl App {
     pub async fn reconciliation_page(&self, req: PageRequest) -> Result<ItemPage> {
         let limit = req.limit().map_err(|e| Error::Validation(vec![e]))?;
         let after = match req.after {
-            Some(a) => Uuid::parse_str(&a)
+            Some(a) => a
+                .parse::<RedemptionId>()
                 .map_err(|_| Error::validation("after", "is not a page this service gave out"))?
                 .to_string(),
             None => String::new(),
@@ -30,12 +33,10 @@ impl App {
         let items = rows
             .iter()
             .map(|r| -> Result<Item> {
-                let id: String = r.try_get("id")?;
-                let group: String = r.try_get("group_id")?;
                 Ok(Item {
-                    redemption_id: parse_id(&id)?,
-                    group_id: parse_id(&group)?,
-                    amount: r.try_get("amount")?,
+                    redemption_id: r.parsed("id")?,
+                    group_id: r.parsed("group_id")?,
+                    amount: r.amount("amount")?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -44,8 +45,4 @@ impl App {
             .flatten();
         Ok(ItemPage { items, next })
     }
-}
-
-fn parse_id(s: &str) -> Result<Uuid> {
-    Uuid::parse_str(s).map_err(|e| Error::Db(sqlx::Error::Decode(Box::new(e))))
 }

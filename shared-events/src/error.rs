@@ -95,6 +95,52 @@ impl ErrorCode {
     }
 }
 
+impl ErrorCode {
+    /// Every code, in the order of the enum.
+    pub const ALL: [ErrorCode; 24] = {
+        use ErrorCode::*;
+        [
+            MalformedJson,
+            UnsupportedMediaType,
+            PayloadTooLarge,
+            ValidationFailed,
+            InvalidPhone,
+            InvalidCode,
+            Unauthorized,
+            NotFound,
+            CodeNotFound,
+            WalletNotFound,
+            GroupNotFound,
+            CodeAlreadyRedeemed,
+            RedemptionLimitReached,
+            PerPhoneLimitReached,
+            WalletExists,
+            IdempotencyConflict,
+            CodeExists,
+            CodeExpired,
+            CodeInactive,
+            CodeNotYetActive,
+            InsufficientFunds,
+            RateLimited,
+            ServiceUnavailable,
+            Internal,
+        ]
+    };
+
+    /// The code of a snake_case word.
+    pub fn parse(word: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == word)
+    }
+
+    /// A value type's refusal that carries its own word (`invalid_phone: …`,
+    /// see [`crate::values`]): the word and the rest of the message. Other
+    /// messages are plain `validation_failed` ones.
+    pub fn in_message(message: &str) -> Option<(Self, &str)> {
+        let (word, rest) = message.split_once(": ")?;
+        Self::parse(word).map(|c| (c, rest))
+    }
+}
+
 impl std::fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -127,6 +173,10 @@ pub struct ServiceError {
     pub message: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// With `service_unavailable` from an overloaded service: seconds after
+    /// which a retry is likely to be taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
 }
 
 impl ServiceError {
@@ -135,6 +185,30 @@ impl ServiceError {
             code,
             message: message.into(),
             errors: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    /// `validation_failed` naming its fields.
+    pub fn fields(errors: Vec<FieldError>) -> Self {
+        Self {
+            errors,
+            ..Self::new(
+                ErrorCode::ValidationFailed,
+                "the request has invalid fields",
+            )
+        }
+    }
+
+    /// `service_unavailable` because the service is at its bound: retry in
+    /// a second.
+    pub fn overloaded(what: &str) -> Self {
+        Self {
+            retry_after: Some(1),
+            ..Self::new(
+                ErrorCode::ServiceUnavailable,
+                format!("{what} is at capacity; retry shortly"),
+            )
         }
     }
 }
@@ -151,39 +225,10 @@ impl std::error::Error for ServiceError {}
 mod tests {
     use super::*;
 
-    const ALL: [ErrorCode; 24] = {
-        use ErrorCode::*;
-        [
-            MalformedJson,
-            UnsupportedMediaType,
-            PayloadTooLarge,
-            ValidationFailed,
-            InvalidPhone,
-            InvalidCode,
-            Unauthorized,
-            NotFound,
-            CodeNotFound,
-            WalletNotFound,
-            GroupNotFound,
-            CodeAlreadyRedeemed,
-            RedemptionLimitReached,
-            PerPhoneLimitReached,
-            WalletExists,
-            IdempotencyConflict,
-            CodeExists,
-            CodeExpired,
-            CodeInactive,
-            CodeNotYetActive,
-            InsufficientFunds,
-            RateLimited,
-            ServiceUnavailable,
-            Internal,
-        ]
-    };
-
     #[test]
     fn every_code_serializes_as_its_word_and_back() {
-        for code in ALL {
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::parse(code.as_str()), Some(code));
             let json = serde_json::to_string(&code).expect("serialize");
             assert_eq!(json, format!("\"{}\"", code.as_str()));
             let back: ErrorCode = serde_json::from_str(&json).expect("parse");
@@ -229,5 +274,12 @@ mod tests {
         let plain = serde_json::to_value(ServiceError::new(ErrorCode::CodeNotFound, "no"))
             .expect("serialize");
         assert!(plain.get("errors").is_none(), "empty errors are omitted");
+        assert!(plain.get("retry_after").is_none());
+        assert_eq!(
+            ErrorCode::in_message("invalid_phone: a phone here is E.164"),
+            Some((ErrorCode::InvalidPhone, "a phone here is E.164"))
+        );
+        assert_eq!(ErrorCode::in_message("must be from 1 to 500"), None);
+        assert_eq!(ServiceError::overloaded("giftcode").retry_after, Some(1));
     }
 }

@@ -3,18 +3,21 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
-use crate::{Event, subjects::events as s};
+use crate::{
+    Amount, Currency, Event, Phone,
+    ids::{CodeId, GroupId, RedemptionId, TransactionId},
+    subjects::events as s,
+};
 
 /// A gift-code group was created (`giftcode.events.group.created`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupCreated {
-    pub group_id: Uuid,
+    pub group_id: GroupId,
     pub name: String,
     pub kind: crate::giftcode::GroupKind,
-    pub amount: i64,
-    pub currency: String,
+    pub amount: Amount,
+    pub currency: Currency,
     pub total_codes: i64,
     pub max_redemptions: Option<i64>,
     pub per_phone_limit: Option<i64>,
@@ -31,7 +34,7 @@ impl Event for GroupCreated {
 /// A group was activated or deactivated (`giftcode.events.group.updated`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupUpdated {
-    pub group_id: Uuid,
+    pub group_id: GroupId,
     pub active: bool,
     pub updated_at: DateTime<Utc>,
 }
@@ -46,13 +49,13 @@ impl Event for GroupUpdated {
 /// `redemption_id` so that the credit happens exactly once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CodeRedeemed {
-    pub redemption_id: Uuid,
-    pub group_id: Uuid,
-    pub code_id: Uuid,
+    pub redemption_id: RedemptionId,
+    pub group_id: GroupId,
+    pub code_id: CodeId,
     pub code_hint: String,
-    pub phone: String,
-    pub amount: i64,
-    pub currency: String,
+    pub phone: Phone,
+    pub amount: Amount,
+    pub currency: Currency,
     pub redeemed_at: DateTime<Utc>,
 }
 
@@ -61,19 +64,47 @@ impl Event for CodeRedeemed {
     const SUBJECT: &'static str = s::CODE_REDEEMED;
 }
 
-/// What caused a wallet movement: `{type: "gift_code_redemption", id}` etc.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Cause {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub id: String,
+/// What caused a wallet movement: `{type, id}`, e.g.
+/// `{"type": "gift_code_redemption", "id": "<redemption id>"}`. A cause this
+/// build does not know reads as [`Cause::Other`], so a consumer that cares
+/// about some causes passes over new ones instead of refusing the event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", content = "id", rename_all = "snake_case")]
+pub enum Cause {
+    GiftCodeRedemption(RedemptionId),
+    /// The admin's `Idempotency-Key`.
+    AdminCredit(String),
+    AdminDebit(String),
+    /// Never sent: what an unknown cause reads as.
+    #[serde(skip_serializing)]
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Cause {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Raw {
+            #[serde(rename = "type")]
+            kind: String,
+            id: String,
+        }
+        let raw = Raw::deserialize(d)?;
+        Ok(match raw.kind.as_str() {
+            "gift_code_redemption" => {
+                Cause::GiftCodeRedemption(raw.id.parse().map_err(serde::de::Error::custom)?)
+            }
+            "admin_credit" => Cause::AdminCredit(raw.id),
+            "admin_debit" => Cause::AdminDebit(raw.id),
+            _ => Cause::Other,
+        })
+    }
 }
 
 /// A wallet was created (`wallet.events.wallet.created`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WalletCreated {
-    pub phone: String,
-    pub currency: String,
+    pub phone: Phone,
+    pub currency: Currency,
     pub created_at: DateTime<Utc>,
 }
 
@@ -85,10 +116,10 @@ impl Event for WalletCreated {
 /// Money was added to a wallet (`wallet.events.wallet.credited`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WalletCredited {
-    pub transaction_id: Uuid,
-    pub phone: String,
-    pub amount: i64,
-    pub currency: String,
+    pub transaction_id: TransactionId,
+    pub phone: Phone,
+    pub amount: Amount,
+    pub currency: Currency,
     pub balance_after: i64,
     pub cause: Cause,
 }
@@ -101,10 +132,10 @@ impl Event for WalletCredited {
 /// Money left a wallet (`wallet.events.wallet.debited`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WalletDebited {
-    pub transaction_id: Uuid,
-    pub phone: String,
-    pub amount: i64,
-    pub currency: String,
+    pub transaction_id: TransactionId,
+    pub phone: Phone,
+    pub amount: Amount,
+    pub currency: Currency,
     pub balance_after: i64,
     pub cause: Cause,
 }
@@ -119,15 +150,27 @@ mod tests {
     use super::*;
     use crate::Envelope;
 
+    fn phone() -> Phone {
+        Phone::from_e164("+14155552671").expect("phone")
+    }
+
+    fn usd() -> Currency {
+        "USD".parse().expect("USD")
+    }
+
+    fn amount(n: i64) -> Amount {
+        Amount::new(n).expect("amount")
+    }
+
     fn redeemed() -> CodeRedeemed {
         CodeRedeemed {
-            redemption_id: Uuid::now_v7(),
-            group_id: Uuid::now_v7(),
-            code_id: Uuid::now_v7(),
+            redemption_id: RedemptionId::generate(),
+            group_id: GroupId::generate(),
+            code_id: CodeId::generate(),
             code_hint: "GIFT-****-****-7KQ2".into(),
-            phone: "+15551234567".into(),
-            amount: 500,
-            currency: "USD".into(),
+            phone: phone(),
+            amount: amount(500),
+            currency: usd(),
             redeemed_at: Utc::now(),
         }
     }
@@ -165,15 +208,12 @@ mod tests {
     #[test]
     fn wallet_events_round_trip() {
         let credited = WalletCredited {
-            transaction_id: Uuid::now_v7(),
-            phone: "+15551234567".into(),
-            amount: 10,
-            currency: "USD".into(),
+            transaction_id: TransactionId::generate(),
+            phone: phone(),
+            amount: amount(10),
+            currency: usd(),
             balance_after: 10,
-            cause: Cause {
-                kind: "gift_code_redemption".into(),
-                id: Uuid::now_v7().to_string(),
-            },
+            cause: Cause::GiftCodeRedemption(RedemptionId::generate()),
         };
         let env = Envelope::new("wallet-svc", None, credited);
         let json = serde_json::to_string(&env).expect("serialize");
@@ -181,16 +221,18 @@ mod tests {
         let back: Envelope<WalletCredited> = serde_json::from_str(&json).expect("parse");
         assert_eq!(back, env);
         let debited = WalletDebited {
-            transaction_id: Uuid::now_v7(),
-            phone: "+15551234567".into(),
-            amount: 3,
-            currency: "USD".into(),
+            transaction_id: TransactionId::generate(),
+            phone: phone(),
+            amount: amount(3),
+            currency: usd(),
             balance_after: 7,
-            cause: Cause {
-                kind: "admin_debit".into(),
-                id: "k1".into(),
-            },
+            cause: Cause::AdminDebit("k1".into()),
         };
+        let json = serde_json::to_value(&debited).expect("ser");
+        assert_eq!(
+            json["cause"],
+            serde_json::json!({"type": "admin_debit", "id": "k1"})
+        );
         let env = Envelope::new("wallet-svc", None, debited);
         let back: Envelope<WalletDebited> =
             serde_json::from_slice(&serde_json::to_vec(&env).expect("ser")).expect("parse");
@@ -199,8 +241,8 @@ mod tests {
             "wallet-svc",
             None,
             WalletCreated {
-                phone: "+15551234567".into(),
-                currency: "USD".into(),
+                phone: phone(),
+                currency: usd(),
                 created_at: Utc::now(),
             },
         );
@@ -215,11 +257,11 @@ mod tests {
             "giftcode-svc",
             None,
             GroupCreated {
-                group_id: Uuid::now_v7(),
+                group_id: GroupId::generate(),
                 name: "Launch".into(),
                 kind: crate::giftcode::GroupKind::Unique,
-                amount: 100,
-                currency: "USD".into(),
+                amount: amount(100),
+                currency: usd(),
                 total_codes: 10,
                 max_redemptions: None,
                 per_phone_limit: Some(1),
@@ -236,7 +278,7 @@ mod tests {
             "giftcode-svc",
             None,
             GroupUpdated {
-                group_id: Uuid::now_v7(),
+                group_id: GroupId::generate(),
                 active: false,
                 updated_at: Utc::now(),
             },
@@ -244,5 +286,26 @@ mod tests {
         let back: Envelope<GroupUpdated> =
             serde_json::from_slice(&serde_json::to_vec(&updated).expect("ser")).expect("parse");
         assert_eq!(back, updated);
+    }
+
+    #[test]
+    fn a_cause_this_build_does_not_know_is_other() {
+        let cause: Cause =
+            serde_json::from_str(r#"{"type": "gift_card_refund", "id": "x"}"#).expect("parse");
+        assert_eq!(cause, Cause::Other);
+        let known: Cause = serde_json::from_str(
+            r#"{"type": "gift_code_redemption", "id": "01a22bcd-aad1-7587-97c8-207ae173a833"}"#,
+        )
+        .expect("parse");
+        assert!(matches!(known, Cause::GiftCodeRedemption(_)));
+    }
+
+    #[test]
+    fn an_event_with_a_bad_value_does_not_decode() {
+        let env = Envelope::new("giftcode-svc", None, redeemed());
+        let mut json = serde_json::to_value(&env).expect("ser");
+        json["data"]["phone"] = "not a phone".into();
+        let bytes = serde_json::to_vec(&json).expect("ser");
+        assert!(Envelope::<CodeRedeemed>::from_slice(&bytes).is_err());
     }
 }

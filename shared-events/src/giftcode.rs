@@ -6,7 +6,12 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
+
+use crate::{
+    Amount, Currency, Limit, Phone,
+    ids::{CodeId, GroupId, RedemptionId, TransactionId},
+    wallet::CreditNotice,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -25,6 +30,13 @@ impl GroupKind {
             Self::Shared => "shared",
         }
     }
+
+    /// The kind of a stored word; `None` for a word this build does not know.
+    pub fn parse(word: &str) -> Option<Self> {
+        [Self::Unique, Self::Shared]
+            .into_iter()
+            .find(|k| k.as_str() == word)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,22 +53,38 @@ pub enum GroupStatus {
 /// `giftcode.groups.create`. Which fields apply depends on `kind`: `count`,
 /// `prefix` and `per_phone_limit` for unique groups; `max_redemptions` and
 /// `code` (custom) or `prefix` (generated) for shared ones.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateGroupRequest {
+    /// 1–100 characters (surrounding spaces are dropped).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 100, pattern = r"\S")
+    )]
     pub name: String,
+    /// Required.
     pub kind: Option<GroupKind>,
-    pub amount: i64,
+    pub amount: Amount,
+    /// Unique groups: how many codes, 1–1,000,000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000_000))]
     pub count: Option<i64>,
+    /// Shared groups: how many phones may redeem the code, 1–100,000,000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100_000_000))]
     pub max_redemptions: Option<i64>,
+    /// Shared groups: a custom code, 4–32 of A–Z, 0–9 and `-`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9-]{4,32}$"))]
     pub code: Option<String>,
+    /// 1–10 of A–Z and 0–9, put before generated codes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9]{1,10}$"))]
     pub prefix: Option<String>,
+    /// Unique groups: redemptions a phone may make in the group, at least 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub per_phone_limit: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub starts_at: Option<DateTime<Utc>>,
@@ -80,11 +108,11 @@ pub struct GroupStats {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Group {
-    pub id: Uuid,
+    pub id: GroupId,
     pub name: String,
     pub kind: GroupKind,
-    pub amount: i64,
-    pub currency: String,
+    pub amount: Amount,
+    pub currency: Currency,
     pub starts_at: Option<DateTime<Utc>>,
     pub expires_at: Option<DateTime<Utc>>,
     pub active: bool,
@@ -114,7 +142,7 @@ pub enum CreateGroupFrame {
 #[serde(deny_unknown_fields)]
 pub struct ListGroupsRequest {
     #[serde(default)]
-    pub limit: Option<u32>,
+    pub limit: Option<Limit>,
     #[serde(default)]
     pub cursor: Option<String>,
 }
@@ -123,14 +151,14 @@ pub struct ListGroupsRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GetGroupRequest {
-    pub id: String,
+    pub id: GroupId,
 }
 
 /// `giftcode.groups.update`: activate or deactivate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateGroupRequest {
-    pub id: String,
+    pub id: GroupId,
     pub active: bool,
 }
 
@@ -147,11 +175,11 @@ pub enum CodeStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListCodesRequest {
-    pub group_id: String,
+    pub group_id: GroupId,
     #[serde(default)]
     pub status: Option<CodeStatus>,
     #[serde(default)]
-    pub limit: Option<u32>,
+    pub limit: Option<Limit>,
     #[serde(default)]
     pub cursor: Option<String>,
 }
@@ -160,11 +188,11 @@ pub struct ListCodesRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CodeSummary {
-    pub id: Uuid,
+    pub id: CodeId,
     pub hint: String,
     pub status: CodeStatus,
     /// Unique codes: who redeemed it.
-    pub redeemed_by: Option<String>,
+    pub redeemed_by: Option<Phone>,
     pub redeemed_at: Option<DateTime<Utc>>,
     /// How many phones redeemed it (0 or 1 for unique codes).
     pub redemptions: i64,
@@ -189,9 +217,9 @@ pub struct CodeDetails {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListRedemptionsRequest {
-    pub group_id: String,
+    pub group_id: GroupId,
     #[serde(default)]
-    pub limit: Option<u32>,
+    pub limit: Option<Limit>,
     #[serde(default)]
     pub cursor: Option<String>,
 }
@@ -200,7 +228,7 @@ pub struct ListRedemptionsRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GetRedemptionRequest {
-    pub id: String,
+    pub id: RedemptionId,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -213,29 +241,46 @@ pub enum RedemptionStatus {
     Credited,
 }
 
+impl RedemptionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Credited => "credited",
+        }
+    }
+
+    /// The status of a stored word; `None` for a word this build does not know.
+    pub fn parse(word: &str) -> Option<Self> {
+        [Self::Pending, Self::Credited]
+            .into_iter()
+            .find(|s| s.as_str() == word)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Redemption {
-    pub id: Uuid,
-    pub group_id: Uuid,
+    pub id: RedemptionId,
+    pub group_id: GroupId,
     pub group_name: String,
-    pub code_id: Uuid,
+    pub code_id: CodeId,
     pub code_hint: String,
-    pub phone: String,
-    pub amount: i64,
-    pub currency: String,
+    pub phone: Phone,
+    pub amount: Amount,
+    pub currency: Currency,
     pub status: RedemptionStatus,
     pub redeemed_at: DateTime<Utc>,
     pub credited_at: Option<DateTime<Utc>>,
-    pub transaction_id: Option<Uuid>,
+    pub transaction_id: Option<TransactionId>,
 }
 
-/// `giftcode.redeem`: the raw input; the service validates both fields.
+/// `giftcode.redeem`: the code as typed (the service reads it in its
+/// canonical form) and the phone, already E.164.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedeemRequest {
     pub code: String,
-    pub phone: String,
+    pub phone: Phone,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -246,17 +291,36 @@ pub struct RedeemReply {
     pub replayed: bool,
 }
 
+/// What arrives on a redeem's reply inbox (DESIGN.md §7 step 4): first
+/// giftcode-svc's reply (or its error reply), then, once the credit is
+/// committed, wallet-svc's credit notice. One tagged enum, so the caller reads
+/// each message for what it says it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RedeemInbox {
+    Redeemed(RedeemReply),
+    Credited(CreditNotice),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn usd() -> Currency {
+        "USD".parse().expect("USD")
+    }
+
+    fn amount(n: i64) -> Amount {
+        Amount::new(n).expect("amount")
+    }
+
     fn group() -> Group {
         Group {
-            id: Uuid::now_v7(),
+            id: GroupId::generate(),
             name: "Launch".into(),
             kind: GroupKind::Shared,
-            amount: 250,
-            currency: "USD".into(),
+            amount: amount(250),
+            currency: usd(),
             starts_at: None,
             expires_at: Some(Utc::now()),
             active: true,
@@ -307,6 +371,7 @@ mod tests {
         )
         .expect("parse");
         assert_eq!(req.kind, Some(GroupKind::Unique));
+        assert_eq!(req.amount.get(), 500);
         assert_eq!(req.count, Some(10));
         assert_eq!(
             req.expires_at.map(|t| t.to_rfc3339()).as_deref(),
@@ -325,21 +390,21 @@ mod tests {
     #[test]
     fn redemption_and_code_messages_round_trip() {
         let redemption = Redemption {
-            id: Uuid::now_v7(),
-            group_id: Uuid::now_v7(),
+            id: RedemptionId::generate(),
+            group_id: GroupId::generate(),
             group_name: "Launch".into(),
-            code_id: Uuid::now_v7(),
+            code_id: CodeId::generate(),
             code_hint: "****-****-7KQ2".into(),
-            phone: "+14155552671".into(),
-            amount: 250,
-            currency: "USD".into(),
+            phone: Phone::from_e164("+14155552671").expect("phone"),
+            amount: amount(250),
+            currency: usd(),
             status: RedemptionStatus::Pending,
             redeemed_at: Utc::now(),
             credited_at: None,
             transaction_id: None,
         };
         let reply = RedeemReply {
-            redemption,
+            redemption: redemption.clone(),
             replayed: false,
         };
         let json = serde_json::to_value(&reply).expect("ser");
@@ -348,13 +413,36 @@ mod tests {
             serde_json::from_value::<RedeemReply>(json).expect("parse"),
             reply
         );
+        // The redeem inbox: each message says what it is.
+        let notice = CreditNotice {
+            redemption_id: redemption.id,
+            transaction_id: TransactionId::generate(),
+            credited_at: Utc::now(),
+            phone: redemption.phone.clone(),
+            balance: 250,
+            currency: usd(),
+        };
+        for msg in [
+            RedeemInbox::Redeemed(reply.clone()),
+            RedeemInbox::Credited(notice),
+        ] {
+            let json = serde_json::to_value(&msg).expect("ser");
+            assert!(
+                json["type"] == "redeemed" || json["type"] == "credited",
+                "{json}"
+            );
+            assert_eq!(
+                serde_json::from_value::<RedeemInbox>(json).expect("parse"),
+                msg
+            );
+        }
 
         let details = CodeDetails {
             code: CodeSummary {
-                id: Uuid::now_v7(),
+                id: CodeId::generate(),
                 hint: "GIFT-****-****-7KQ2".into(),
                 status: CodeStatus::Redeemed,
-                redeemed_by: Some("+14155552671".into()),
+                redeemed_by: Phone::from_e164("+14155552671").ok(),
                 redeemed_at: Some(Utc::now()),
                 redemptions: 1,
             },
@@ -379,13 +467,13 @@ mod tests {
         assert_eq!(back, page);
         for req in [
             serde_json::to_value(ListCodesRequest {
-                group_id: "g".into(),
+                group_id: GroupId::generate(),
                 status: Some(CodeStatus::Unredeemed),
-                limit: Some(10),
+                limit: Limit::new(10),
                 cursor: None,
             }),
             serde_json::to_value(UpdateGroupRequest {
-                id: "g".into(),
+                id: GroupId::generate(),
                 active: false,
             }),
         ] {

@@ -7,9 +7,8 @@
 //!   redemption. A redemption credited twice appears twice, adjacent.
 
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
-use crate::FieldError;
+use crate::{Amount, FieldError, GroupId, RedemptionId};
 
 /// Largest page either side answers: ~100 bytes an item, well under NATS'
 /// 1 MB message limit.
@@ -41,9 +40,9 @@ impl PageRequest {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Item {
-    pub redemption_id: Uuid,
-    pub group_id: Uuid,
-    pub amount: i64,
+    pub redemption_id: RedemptionId,
+    pub group_id: GroupId,
+    pub amount: Amount,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,9 +61,9 @@ mod tests {
     fn pages_round_trip() {
         let page = ItemPage {
             items: vec![Item {
-                redemption_id: Uuid::now_v7(),
-                group_id: Uuid::now_v7(),
-                amount: 500,
+                redemption_id: RedemptionId::generate(),
+                group_id: GroupId::generate(),
+                amount: Amount::new(500).expect("amount"),
             }],
             next: Some("k".into()),
         };

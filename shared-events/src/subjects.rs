@@ -1,6 +1,24 @@
 //! Names on the bus: streams, event subjects, service names, endpoint subjects and
 //! the headers the services agree on (DESIGN.md §6).
 
+/// A JetStream stream: its name and the subjects it captures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamDef {
+    pub name: &'static str,
+    pub subjects: &'static str,
+}
+
+/// Every gift-code event.
+pub const GIFTCODE_EVENTS: StreamDef = StreamDef {
+    name: GIFTCODE_EVENTS_STREAM,
+    subjects: GIFTCODE_EVENTS_SUBJECTS,
+};
+/// Every wallet event.
+pub const WALLET_EVENTS: StreamDef = StreamDef {
+    name: WALLET_EVENTS_STREAM,
+    subjects: WALLET_EVENTS_SUBJECTS,
+};
+
 /// Stream holding every gift-code event (`giftcode.events.>`).
 pub const GIFTCODE_EVENTS_STREAM: &str = "GIFTCODE_EVENTS";
 /// Subjects captured by [`GIFTCODE_EVENTS_STREAM`].

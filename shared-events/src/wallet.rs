@@ -3,15 +3,19 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
+
+use crate::{
+    Amount, Currency, IdempotencyKey, Limit, Phone,
+    ids::{GroupId, RedemptionId, TransactionId},
+};
 
 /// A user's wallet: `{phone, balance, currency, created_at, updated_at}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Wallet {
-    pub phone: String,
+    pub phone: Phone,
     pub balance: i64,
-    pub currency: String,
+    pub currency: Currency,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -26,6 +30,12 @@ pub enum TransactionKind {
 }
 
 impl TransactionKind {
+    pub const ALL: [Self; 3] = [
+        Self::GiftCodeRedemption,
+        Self::AdminCredit,
+        Self::AdminDebit,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::GiftCodeRedemption => "gift_code_redemption",
@@ -34,13 +44,9 @@ impl TransactionKind {
         }
     }
 
+    /// The kind of a stored word; `None` for a word this build does not know.
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "gift_code_redemption" => Some(Self::GiftCodeRedemption),
-            "admin_credit" => Some(Self::AdminCredit),
-            "admin_debit" => Some(Self::AdminDebit),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 
@@ -58,12 +64,12 @@ pub enum Direction {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Transaction {
-    pub id: Uuid,
-    pub phone: String,
+    pub id: TransactionId,
+    pub phone: Phone,
     pub kind: TransactionKind,
     pub direction: Direction,
-    pub amount: i64,
-    pub currency: String,
+    pub amount: Amount,
+    pub currency: Currency,
     pub balance_after: i64,
     /// What caused it: the redemption id, or the admin's idempotency key.
     pub reference: String,
@@ -75,7 +81,7 @@ pub struct Transaction {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PhoneRequest {
-    pub phone: String,
+    pub phone: Phone,
 }
 
 /// `wallet.wallets.list`.
@@ -83,7 +89,7 @@ pub struct PhoneRequest {
 #[serde(deny_unknown_fields)]
 pub struct ListWalletsRequest {
     #[serde(default)]
-    pub limit: Option<u32>,
+    pub limit: Option<Limit>,
     #[serde(default)]
     pub cursor: Option<String>,
 }
@@ -92,9 +98,9 @@ pub struct ListWalletsRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListTransactionsRequest {
-    pub phone: String,
+    pub phone: Phone,
     #[serde(default)]
-    pub limit: Option<u32>,
+    pub limit: Option<Limit>,
     #[serde(default)]
     pub cursor: Option<String>,
 }
@@ -105,11 +111,16 @@ pub struct ListTransactionsRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MoveRequest {
-    pub phone: String,
-    pub amount: i64,
+    pub phone: Phone,
+    pub amount: Amount,
+    /// At most 500 characters.
     #[serde(default)]
     pub description: Option<String>,
-    pub idempotency_key: String,
+    pub idempotency_key: IdempotencyKey,
+}
+
+impl MoveRequest {
+    pub const MAX_DESCRIPTION: usize = 500;
 }
 
 /// A credit or debit, and whether it was this request that made it.
@@ -124,7 +135,7 @@ pub struct MoveReply {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FundingRequest {
-    pub group_id: Uuid,
+    pub group_id: GroupId,
 }
 
 /// `wallet.redemptions.get`: the credit of one gift-code redemption. Answers
@@ -133,17 +144,22 @@ pub struct FundingRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedemptionCreditRequest {
-    pub redemption_id: Uuid,
+    pub redemption_id: RedemptionId,
 }
+
+/// `wallet.ledger.check` takes nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerCheckRequest {}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Funding {
-    pub group_id: Uuid,
+    pub group_id: GroupId,
     /// Total debited from the group's funding account.
     pub debited: i64,
     /// Number of redemptions credited from it.
     pub transfers: i64,
-    pub currency: String,
+    pub currency: Currency,
 }
 
 /// `wallet.ledger.check`: the ledger's own invariants (DESIGN.md §5).
@@ -163,12 +179,12 @@ pub struct LedgerCheck {
 /// Published to a redeem's reply inbox once its credit is committed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreditNotice {
-    pub redemption_id: Uuid,
-    pub transaction_id: Uuid,
+    pub redemption_id: RedemptionId,
+    pub transaction_id: TransactionId,
     pub credited_at: DateTime<Utc>,
-    pub phone: String,
+    pub phone: Phone,
     pub balance: i64,
-    pub currency: String,
+    pub currency: Currency,
 }
 
 #[cfg(test)]
@@ -177,15 +193,17 @@ mod tests {
 
     #[test]
     fn wallet_messages_round_trip() {
+        let phone = Phone::from_e164("+14155552671").expect("phone");
+        let usd: Currency = "USD".parse().expect("USD");
         let tx = Transaction {
-            id: Uuid::now_v7(),
-            phone: "+14155552671".into(),
+            id: TransactionId::generate(),
+            phone: phone.clone(),
             kind: TransactionKind::GiftCodeRedemption,
             direction: Direction::Credit,
-            amount: 500,
-            currency: "USD".into(),
+            amount: Amount::new(500).expect("amount"),
+            currency: usd.clone(),
             balance_after: 500,
-            reference: Uuid::now_v7().to_string(),
+            reference: RedemptionId::generate().to_string(),
             description: None,
             created_at: Utc::now(),
         };
@@ -196,24 +214,29 @@ mod tests {
             serde_json::from_value::<Transaction>(json).expect("parse"),
             tx
         );
-        for kind in [
-            TransactionKind::GiftCodeRedemption,
-            TransactionKind::AdminCredit,
-            TransactionKind::AdminDebit,
-        ] {
+        for kind in TransactionKind::ALL {
             assert_eq!(TransactionKind::parse(kind.as_str()), Some(kind));
         }
+        assert_eq!(TransactionKind::parse("gift_card"), None);
         let req: MoveRequest =
             serde_json::from_str(r#"{"phone":"+14155552671","amount":5,"idempotency_key":"k1"}"#)
                 .expect("parse");
         assert_eq!(req.description, None);
+        assert_eq!(req.idempotency_key.as_str(), "k1");
+        for bad in [
+            r#"{"phone":"+14155552671","amount":0,"idempotency_key":"k1"}"#,
+            r#"{"phone":"4155552671","amount":5,"idempotency_key":"k1"}"#,
+            r#"{"phone":"+14155552671","amount":5,"idempotency_key":" "}"#,
+        ] {
+            assert!(serde_json::from_str::<MoveRequest>(bad).is_err(), "{bad}");
+        }
         let notice = CreditNotice {
-            redemption_id: Uuid::now_v7(),
-            transaction_id: Uuid::now_v7(),
+            redemption_id: RedemptionId::generate(),
+            transaction_id: TransactionId::generate(),
             credited_at: Utc::now(),
-            phone: "+14155552671".into(),
+            phone,
             balance: 500,
-            currency: "USD".into(),
+            currency: usd,
         };
         let back: CreditNotice =
             serde_json::from_slice(&serde_json::to_vec(&notice).expect("ser")).expect("parse");

@@ -9,12 +9,16 @@
 //! the write lock (and fail with `SQLITE_BUSY` when a read transaction tries to
 //! upgrade), writes go through a pool of exactly one connection and start with
 //! `BEGIN IMMEDIATE`; reads use a separate pool and never block on writes (WAL).
+//!
+//! Migrations only go forward. A service's own run first, then svc-kit's (the
+//! outbox and processed-event tables every service shares, numbered from
+//! 10001), as one set.
 
-use std::{path::Path, time::Duration};
+use std::{path::Path, str::FromStr, time::Duration};
 
 use sqlx::{
-    Any, AnyPool, Transaction,
-    any::AnyPoolOptions,
+    Any, AnyPool, Row, Transaction,
+    any::{AnyPoolOptions, AnyRow},
     migrate::{MigrateError, Migrator},
 };
 
@@ -43,6 +47,98 @@ pub enum DbError {
 pub struct Migrations {
     pub sqlite: &'static Migrator,
     pub postgres: &'static Migrator,
+}
+
+static KIT_SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
+static KIT_POSTGRES: Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl Migrations {
+    /// The service's migrations and then svc-kit's, for `backend`.
+    pub fn for_backend(&self, backend: Backend) -> Migrator {
+        let (own, kit) = match backend {
+            Backend::Sqlite => (self.sqlite, &KIT_SQLITE),
+            Backend::Postgres => (self.postgres, &KIT_POSTGRES),
+        };
+        let mut all: Vec<_> = own.iter().chain(kit.iter()).cloned().collect();
+        all.sort_by_key(|m| m.version);
+        Migrator::with_migrations(all)
+    }
+}
+
+/// Stored data this build cannot read: a row decoder met a word or a value it
+/// does not know. Never turned into a default.
+#[derive(Debug, thiserror::Error)]
+#[error("column {column} holds {value:?}: {reason}")]
+pub struct DecodeError {
+    pub column: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+/// Typed reads of a row's columns that fail loudly.
+pub trait RowExt {
+    /// A column read with `FromStr` (ids, phones, currencies, amounts as text).
+    fn parsed<T>(&self, column: &'static str) -> Result<T, crate::Error>
+    where
+        T: FromStr,
+        T::Err: std::fmt::Display;
+    /// A nullable column read with `FromStr`.
+    fn parsed_opt<T>(&self, column: &'static str) -> Result<Option<T>, crate::Error>
+    where
+        T: FromStr,
+        T::Err: std::fmt::Display;
+    /// A column holding one of an enum's words.
+    fn word<T>(
+        &self,
+        column: &'static str,
+        parse: fn(&str) -> Option<T>,
+    ) -> Result<T, crate::Error>;
+    /// A money column: 1 ..= 10^12 minor units.
+    fn amount(&self, column: &'static str) -> Result<shared_events::Amount, crate::Error>;
+}
+
+fn decode_err(column: &'static str, value: String, reason: impl ToString) -> crate::Error {
+    crate::Error::Decode(DecodeError {
+        column,
+        value,
+        reason: reason.to_string(),
+    })
+}
+
+impl RowExt for AnyRow {
+    fn parsed<T>(&self, column: &'static str) -> Result<T, crate::Error>
+    where
+        T: FromStr,
+        T::Err: std::fmt::Display,
+    {
+        let text: String = self.try_get(column)?;
+        text.parse().map_err(|e| decode_err(column, text, e))
+    }
+
+    fn parsed_opt<T>(&self, column: &'static str) -> Result<Option<T>, crate::Error>
+    where
+        T: FromStr,
+        T::Err: std::fmt::Display,
+    {
+        let text: Option<String> = self.try_get(column)?;
+        text.map(|t| t.parse().map_err(|e| decode_err(column, t, e)))
+            .transpose()
+    }
+
+    fn word<T>(
+        &self,
+        column: &'static str,
+        parse: fn(&str) -> Option<T>,
+    ) -> Result<T, crate::Error> {
+        let text: String = self.try_get(column)?;
+        parse(&text).ok_or_else(|| decode_err(column, text, "not a word this build knows"))
+    }
+
+    fn amount(&self, column: &'static str) -> Result<shared_events::Amount, crate::Error> {
+        let n: i64 = self.try_get(column)?;
+        shared_events::Amount::new(n)
+            .ok_or_else(|| decode_err(column, n.to_string(), shared_events::Amount::RULE))
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -133,11 +229,7 @@ impl Db {
         } else {
             return Err(DbError::UnsupportedUrl(url.to_owned()));
         };
-        let migrator = match db.backend {
-            Backend::Sqlite => migrations.sqlite,
-            Backend::Postgres => migrations.postgres,
-        };
-        migrator.run(&db.write).await?;
+        migrations.for_backend(db.backend).run(&db.write).await?;
         Ok(db)
     }
 

@@ -14,7 +14,7 @@ use crate::db::Db;
 
 pub struct Drain {
     pub consuming: CancellationToken,
-    pub consumer: JoinHandle<()>,
+    pub consumers: Vec<JoinHandle<()>>,
     pub service: async_nats::service::Service,
     pub requests: TaskTracker,
     /// Stops the outbox publisher (after a last publish) and the HTTP server.
@@ -29,8 +29,11 @@ impl Drain {
     pub async fn run(self) {
         let step = Duration::from_secs;
         self.consuming.cancel();
-        if timeout(step(10), self.consumer).await.is_err() {
-            tracing::warn!("event consumer did not stop in 10 s");
+        if timeout(step(10), futures::future::join_all(self.consumers))
+            .await
+            .is_err()
+        {
+            tracing::warn!("event consumers did not stop in 10 s");
         }
         match timeout(step(5), self.service.stop()).await {
             Ok(Ok(())) => {}

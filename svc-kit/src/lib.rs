@@ -1,18 +1,27 @@
 //! The runtime every service of the platform shares, so that each service crate
-//! holds only its own domain: the database handle (SQLite or PostgreSQL behind one
-//! query dialect), the transactional outbox and its publisher, NATS connection and
-//! request/reply plumbing, the health and metrics HTTP surface, logging set-up and
-//! the shutdown signal.
+//! holds only its own domain ([`runtime`]): the database handle (SQLite or
+//! PostgreSQL behind one query dialect), the transactional outbox and its
+//! publisher, the streams and their limits, the consumers, NATS endpoints built
+//! from their types, the health and metrics HTTP surface, logging set-up, the
+//! shutdown signal and the drain.
 
 pub mod consumer;
 pub mod db;
 pub mod drain;
+pub mod endpoints;
+pub mod error;
 pub mod health;
 pub mod metrics;
 pub mod nats;
 pub mod outbox;
+pub mod runtime;
+pub mod streams;
 pub mod telemetry;
 pub mod time;
+
+pub use endpoints::{Ctx, Endpoints};
+pub use error::{Error, ReplyError};
+pub use runtime::{Args, Kit, Service};
 
 /// Resolves on SIGTERM or Ctrl-C: the start of a graceful drain (DESIGN.md §10).
 pub async fn shutdown_signal() {
@@ -37,14 +46,4 @@ pub async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutdown signal received, draining");
-}
-
-/// A currency code as configured (`CURRENCY`): three letters, upper-cased.
-pub fn parse_currency(s: &str) -> Result<String, String> {
-    let c = s.trim().to_ascii_uppercase();
-    if c.len() == 3 && c.chars().all(|ch| ch.is_ascii_uppercase()) {
-        Ok(c)
-    } else {
-        Err(format!("{s:?} is not a three-letter currency code"))
-    }
 }

@@ -5,19 +5,27 @@
 //! whose process died before the ack, is sent again later; JetStream's duplicate
 //! window and the consumers' idempotency make the re-send harmless.
 //!
-//! Every service that uses it has this table in its migrations:
-//! `outbox(seq, event_id UNIQUE, subject, payload, headers, created_at, sent_at)`.
+//! Replicas sharing a PostgreSQL database each run a publisher; a round claims
+//! its rows (`FOR UPDATE SKIP LOCKED`, held until the rows are marked sent),
+//! so each row is published by one replica. SQLite has one process.
+//!
+//! The table is svc-kit's (`migrations/`, 10001).
 
 use std::{sync::Arc, time::Duration};
 
 use async_nats::jetstream::{self, message::PublishMessage};
 use futures::future::join_all;
 use shared_events::{Envelope, Event};
-use sqlx::{AnyConnection, Row};
+use sqlx::{AnyConnection, Row, any::AnyRow};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::{db::Db, metrics::Metrics, time::now_micros};
+use crate::{
+    db::{Backend, Db},
+    error::Error,
+    metrics::Metrics,
+    time::now_micros,
+};
 
 /// Rows published per round.
 const BATCH: i64 = 512;
@@ -28,10 +36,7 @@ const POLL: Duration = Duration::from_secs(1);
 const RETAIN_SENT_MICROS: i64 = 24 * 3600 * 1_000_000;
 
 /// Adds `event` to the outbox inside the caller's transaction.
-pub async fn enqueue<T: Event>(
-    conn: &mut AnyConnection,
-    event: &Envelope<T>,
-) -> Result<(), sqlx::Error> {
+pub async fn enqueue<T: Event>(conn: &mut AnyConnection, event: &Envelope<T>) -> Result<(), Error> {
     enqueue_with_headers(conn, event, &[]).await
 }
 
@@ -40,13 +45,13 @@ pub async fn enqueue_with_headers<T: Event>(
     conn: &mut AnyConnection,
     event: &Envelope<T>,
     headers: &[(&str, &str)],
-) -> Result<(), sqlx::Error> {
-    let payload = serde_json::to_string(event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+) -> Result<(), Error> {
+    let payload = serde_json::to_string(event)?;
     let headers = if headers.is_empty() {
         None
     } else {
         let map: std::collections::BTreeMap<&str, &str> = headers.iter().copied().collect();
-        Some(serde_json::to_string(&map).map_err(|e| sqlx::Error::Encode(Box::new(e)))?)
+        Some(serde_json::to_string(&map)?)
     };
     sqlx::query(
         "INSERT INTO outbox (event_id, subject, payload, headers, created_at) \
@@ -78,14 +83,6 @@ pub struct Publisher {
     pub js: jetstream::Context,
     pub waker: Waker,
     pub metrics: Metrics,
-}
-
-struct Row_ {
-    seq: i64,
-    event_id: String,
-    subject: String,
-    payload: String,
-    headers: Option<String>,
 }
 
 impl Publisher {
@@ -129,50 +126,95 @@ impl Publisher {
     }
 
     /// Sends one batch of unsent rows; returns how many JetStream acknowledged.
-    /// Publishes are pipelined: all are sent, then all acks awaited.
-    pub async fn publish_batch(&self) -> Result<usize, String> {
-        let rows = sqlx::query(
-            "SELECT seq, event_id, subject, payload, headers FROM outbox \
-             WHERE sent_at IS NULL ORDER BY seq LIMIT $1",
-        )
-        .bind(BATCH)
-        .fetch_all(self.db.read())
-        .await
-        .map_err(|e| e.to_string())?;
+    /// Publishes are pipelined: all are sent, then all acks awaited. On
+    /// PostgreSQL the rows stay claimed by this round's transaction until they
+    /// are marked, so another replica skips them.
+    pub async fn publish_batch(&self) -> Result<usize, Error> {
+        const SELECT: &str = "SELECT seq, event_id, subject, payload, headers FROM outbox \
+             WHERE sent_at IS NULL ORDER BY seq LIMIT $1";
+        let mut tx = None;
+        let rows = match self.db.backend() {
+            Backend::Postgres => {
+                let t = tx.insert(self.db.begin().await?);
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "{SELECT} FOR UPDATE SKIP LOCKED"
+                )))
+                .bind(BATCH)
+                .fetch_all(&mut **t)
+                .await?
+            }
+            Backend::Sqlite => {
+                sqlx::query(SELECT)
+                    .bind(BATCH)
+                    .fetch_all(self.db.read())
+                    .await?
+            }
+        };
         self.metrics.outbox_pending.set(rows.len() as i64);
         if rows.is_empty() {
             return Ok(0);
         }
+        let (acked, failure) = self.publish(&rows).await?;
+        let sent = acked.len();
+        if !acked.is_empty() {
+            let backend = self.db.backend();
+            let sql = format!(
+                "UPDATE outbox SET sent_at = {} WHERE seq IN ({})",
+                backend.placeholder(1),
+                backend.list_placeholders(acked.len(), 2)
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_micros());
+            for seq in &acked {
+                q = q.bind(*seq);
+            }
+            let mut t = match tx.take() {
+                Some(t) => t,
+                None => self.db.begin().await?,
+            };
+            q.execute(&mut *t).await?;
+            t.commit().await?;
+            self.metrics.outbox_published.inc_by(sent as u64);
+        }
+        match failure {
+            Some(e) => Err(Error::Publish(e)),
+            None if sent == 0 => Err(Error::Publish("no publish was acknowledged".into())),
+            None => Ok(sent),
+        }
+    }
+
+    /// Sends `rows` and awaits their acks: the seqs acknowledged, and the
+    /// error that stopped the sending, if one did.
+    async fn publish(
+        &self,
+        rows: &[AnyRow],
+    ) -> Result<(Vec<i64>, Option<async_nats::Error>), Error> {
         let mut pending = Vec::with_capacity(rows.len());
         let mut failure = None;
         for row in rows {
-            let row = Row_ {
-                seq: row.try_get("seq").map_err(|e| e.to_string())?,
-                event_id: row.try_get("event_id").map_err(|e| e.to_string())?,
-                subject: row.try_get("subject").map_err(|e| e.to_string())?,
-                payload: row.try_get("payload").map_err(|e| e.to_string())?,
-                headers: row.try_get("headers").map_err(|e| e.to_string())?,
-            };
+            let seq: i64 = row.try_get("seq")?;
+            let event_id: String = row.try_get("event_id")?;
+            let subject: String = row.try_get("subject")?;
+            let payload: String = row.try_get("payload")?;
+            let headers: Option<String> = row.try_get("headers")?;
             let mut msg = PublishMessage::build()
-                .payload(row.payload.into_bytes().into())
-                .message_id(&row.event_id);
-            let extra: std::collections::BTreeMap<String, String> = row
-                .headers
-                .as_deref()
-                .and_then(|h| serde_json::from_str(h).ok())
-                .unwrap_or_default();
+                .payload(payload.into_bytes().into())
+                .message_id(&event_id);
+            let extra: std::collections::BTreeMap<String, String> = match headers.as_deref() {
+                Some(h) => serde_json::from_str(h)?,
+                None => Default::default(),
+            };
             for (name, value) in extra {
                 msg = msg.header(name.as_str(), value.as_str());
             }
-            match self.js.send_publish(row.subject, msg).await {
-                Ok(ack) => pending.push((row.seq, ack)),
+            match self.js.send_publish(subject, msg).await {
+                Ok(ack) => pending.push((seq, ack)),
                 Err(e) => {
-                    failure = Some(e.to_string());
+                    failure = Some(e.into());
                     break;
                 }
             }
         }
-        let acked: Vec<i64> = join_all(
+        let acked = join_all(
             pending
                 .into_iter()
                 .map(|(seq, ack)| async move { (seq, ack.await) }),
@@ -187,28 +229,7 @@ impl Publisher {
             }
         })
         .collect();
-        let sent = acked.len();
-        if !acked.is_empty() {
-            let backend = self.db.backend();
-            let sql = format!(
-                "UPDATE outbox SET sent_at = {} WHERE seq IN ({})",
-                backend.placeholder(1),
-                backend.list_placeholders(acked.len(), 2)
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_micros());
-            for seq in &acked {
-                q = q.bind(*seq);
-            }
-            let mut tx = self.db.begin().await.map_err(|e| e.to_string())?;
-            q.execute(&mut *tx).await.map_err(|e| e.to_string())?;
-            tx.commit().await.map_err(|e| e.to_string())?;
-            self.metrics.outbox_published.inc_by(sent as u64);
-        }
-        match failure {
-            Some(e) => Err(e),
-            None if sent == 0 => Err("no publish was acknowledged".to_owned()),
-            None => Ok(sent),
-        }
+        Ok((acked, failure))
     }
 
     async fn prune(&self) {
@@ -224,41 +245,6 @@ impl Publisher {
         .await;
         if let Err(e) = res {
             tracing::warn!(error = %e, "outbox prune failed");
-        }
-    }
-}
-
-/// Creates the stream `name` over `subjects` if it does not exist yet.
-pub async fn ensure_stream(
-    js: &jetstream::Context,
-    name: &str,
-    subjects: &str,
-    replicas: usize,
-) -> Result<(), String> {
-    // A cluster may be electing a leader, or another replica may be creating
-    // the same stream: a timeout at start-up is worth waiting out, not dying
-    // of (the reliability suite's scale-out scenario found this).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let mut pause = Duration::from_millis(250);
-    loop {
-        let created = js
-            .get_or_create_stream(jetstream::stream::Config {
-                name: name.to_owned(),
-                subjects: vec![subjects.to_owned()],
-                storage: jetstream::stream::StorageType::File,
-                num_replicas: replicas.max(1),
-                duplicate_window: Duration::from_secs(120),
-                ..Default::default()
-            })
-            .await;
-        match created {
-            Ok(_) => return Ok(()),
-            Err(e) if tokio::time::Instant::now() < deadline => {
-                tracing::warn!(stream = name, error = %e, "stream not ready; retrying");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(4));
-            }
-            Err(e) => return Err(format!("cannot create stream {name}: {e}")),
         }
     }
 }

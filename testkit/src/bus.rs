@@ -74,7 +74,7 @@ pub async fn create_group(
             .await
             .map_err(|_| CallError::Timeout(ep::GROUPS_CREATE.into()))?
             .ok_or_else(|| CallError::Transport("reply stream closed".into()))?;
-        match decode_reply::<CreateGroupFrame>(&msg)? {
+        match decode_reply::<CreateGroupFrame>(ep::GROUPS_CREATE, &msg)? {
             CreateGroupFrame::Group { group: g } => group = Some(*g),
             CreateGroupFrame::Codes { codes: c } => codes.extend(c),
             CreateGroupFrame::End { count } => {

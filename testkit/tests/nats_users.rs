@@ -11,10 +11,20 @@ use async_nats::{
 };
 use futures::StreamExt;
 use shared_events::subjects::{
-    GIFTCODE_EVENTS_STREAM, GIFTCODE_EVENTS_SUBJECTS, GIFTCODE_SERVICE, WALLET_EVENTS_STREAM,
-    WALLET_EVENTS_SUBJECTS, WALLET_SERVICE, events, giftcode, wallet,
+    GIFTCODE_EVENTS, GIFTCODE_EVENTS_STREAM, GIFTCODE_EVENTS_SUBJECTS, GIFTCODE_SERVICE,
+    WALLET_EVENTS, WALLET_EVENTS_STREAM, WALLET_SERVICE, events, giftcode, wallet,
 };
+use svc_kit::streams::{StreamArgs, ensure_owned, ensure_read};
 use testkit::{NATS_USERS, NatsServer, ServerErrors, nats_server_bin};
+
+/// The streams' limits as a service starts with them by default.
+fn stream_limits() -> StreamArgs {
+    StreamArgs {
+        replicas: 1,
+        max_age: svc_kit::streams::parse_age("45d").expect("age"),
+        max_bytes: svc_kit::streams::parse_bytes("4GiB").expect("bytes"),
+    }
+}
 
 /// `nats-server -t -c nats.conf` (checks the config and exits) with `env`.
 fn check_nats_conf(env: &[(&str, &str)]) -> std::process::Output {
@@ -153,18 +163,20 @@ async fn each_user_may_do_what_its_service_does_and_nothing_more() {
         expected.insert((user.to_owned(), subject.to_owned()));
     };
 
-    // giftcode: creates both streams as ensure_stream does, publishes its
-    // events, serves its endpoints.
+    // giftcode: creates (or updates) its stream and creates the one it reads
+    // as svc-kit's runtime does, publishes its events, serves its endpoints.
+    let limits = stream_limits();
     let (gc, mut gc_err) = nats.watch_as("giftcode").await;
     let gc_js = jetstream::new(gc.clone());
-    for (name, subjects) in [
-        (GIFTCODE_EVENTS_STREAM, GIFTCODE_EVENTS_SUBJECTS),
-        (WALLET_EVENTS_STREAM, WALLET_EVENTS_SUBJECTS),
-    ] {
-        svc_kit::outbox::ensure_stream(&gc_js, name, subjects, 1)
-            .await
-            .expect("giftcode creates the streams");
-    }
+    ensure_owned(&gc_js, &GIFTCODE_EVENTS, &limits)
+        .await
+        .expect("giftcode creates its stream");
+    ensure_read(&gc_js, &WALLET_EVENTS, &limits)
+        .await
+        .expect("giftcode creates the stream it reads");
+    ensure_owned(&gc_js, &GIFTCODE_EVENTS, &limits)
+        .await
+        .expect("giftcode updates its stream in place");
     gc_js
         .publish(events::GROUP_CREATED, "{}".into())
         .await
@@ -173,17 +185,16 @@ async fn each_user_may_do_what_its_service_does_and_nothing_more() {
         .expect("JetStream acknowledges giftcode's event");
     let _giftcode = stub_service(&gc, GIFTCODE_SERVICE, &giftcode::ALL).await;
 
-    // wallet: the same on its side (the streams exist now: looked up only).
+    // wallet: the same on its side (the streams exist now: its own is
+    // updated, the other looked up only).
     let (wl, mut wl_err) = nats.watch_as("wallet").await;
     let wl_js = jetstream::new(wl.clone());
-    for (name, subjects) in [
-        (WALLET_EVENTS_STREAM, WALLET_EVENTS_SUBJECTS),
-        (GIFTCODE_EVENTS_STREAM, GIFTCODE_EVENTS_SUBJECTS),
-    ] {
-        svc_kit::outbox::ensure_stream(&wl_js, name, subjects, 1)
-            .await
-            .expect("wallet looks up the streams");
-    }
+    ensure_owned(&wl_js, &WALLET_EVENTS, &limits)
+        .await
+        .expect("wallet updates its stream");
+    ensure_read(&wl_js, &GIFTCODE_EVENTS, &limits)
+        .await
+        .expect("wallet looks up the stream it reads");
     wl_js
         .publish(events::WALLET_CREDITED, "{}".into())
         .await
@@ -282,9 +293,13 @@ async fn each_user_may_do_what_its_service_does_and_nothing_more() {
     deny("giftcode", events::WALLET_CREDITED);
     deny_subscribe(&gc, &mut gc_err, wallet::CREDITS_CREATE).await;
     deny("giftcode", wallet::CREDITS_CREATE);
-    let update = format!("$JS.API.STREAM.UPDATE.{GIFTCODE_EVENTS_STREAM}");
+    // Each updates only its own stream.
+    let update = format!("$JS.API.STREAM.UPDATE.{WALLET_EVENTS_STREAM}");
     deny_publish(&gc, &mut gc_err, &update).await;
     deny("giftcode", &update);
+    let update = format!("$JS.API.STREAM.UPDATE.{GIFTCODE_EVENTS_STREAM}");
+    deny_publish(&wl, &mut wl_err, &update).await;
+    deny("wallet", &update);
 
     deny_publish(&ops, &mut ops_err, events::CODE_REDEEMED).await;
     deny("ops", events::CODE_REDEEMED);

@@ -3,8 +3,7 @@
 
 use std::net::SocketAddr;
 
-use shared_events::Region;
-use svc_kit::{nats::NatsArgs, telemetry::LogFormat};
+use shared_events::Currency;
 
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -15,7 +14,7 @@ use svc_kit::{nats::NatsArgs, telemetry::LogFormat};
 )]
 pub struct Config {
     #[command(flatten)]
-    pub nats: NatsArgs,
+    pub kit: svc_kit::Args,
 
     /// Address of the health and metrics HTTP server.
     #[arg(long, env = "WALLET_HTTP_ADDR", default_value = "0.0.0.0:8081")]
@@ -30,12 +29,8 @@ pub struct Config {
     pub database_url: String,
 
     /// The platform currency (ISO 4217). Events in another currency are refused.
-    #[arg(long, env = "CURRENCY", default_value = "USD", value_parser = svc_kit::parse_currency)]
-    pub currency: String,
-
-    /// Region (ISO 3166 alpha-2) for reading phone numbers in national format.
-    #[arg(long, env = "DEFAULT_REGION", default_value = "US")]
-    pub default_region: Region,
+    #[arg(long, env = "CURRENCY", default_value = "USD")]
+    pub currency: Currency,
 
     /// How long JetStream waits for the ack of a redemption event before
     /// delivering it again.
@@ -43,11 +38,9 @@ pub struct Config {
     pub consumer_ack_wait_ms: u64,
 
     /// Fault injection for tests: exit right after committing a credit and
-    /// before acking its event, as a crash at the worst moment would.
+    /// before acking its event, as a crash at the worst moment would. Only in
+    /// builds with the `fault-injection` feature (the reliability suite's).
+    #[cfg(feature = "fault-injection")]
     #[arg(long, env = "WALLET_FAULT_CRASH_AFTER_COMMIT", default_value_t = false)]
     pub fault_crash_after_commit: bool,
-
-    /// Log output: text or json.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
-    pub log_format: LogFormat,
 }

@@ -1,16 +1,13 @@
 //! wallet-svc's one error type, mapped to the `code` words of DESIGN.md §9.
-//! Failures that are ours map to `internal`; their details go to the log.
+//! Failures that are ours map to `internal`, keep their cause, and go to the
+//! log.
 
 use shared_events::{ErrorCode, FieldError, ServiceError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("invalid request: {0}")]
-    Request(ServiceError),
     #[error("validation failed")]
     Validation(Vec<FieldError>),
-    #[error("not a valid phone number")]
-    InvalidPhone,
     #[error("no wallet for this phone")]
     WalletNotFound,
     #[error("no credit for this redemption (yet)")]
@@ -21,14 +18,14 @@ pub enum Error {
     InsufficientFunds,
     #[error("this idempotency key was used with a different request")]
     IdempotencyConflict,
-    #[error("configuration: {0}")]
-    Config(String),
-    #[error("NATS: {0}")]
-    Nats(String),
-    #[error("ledger: {0}")]
-    Ledger(String),
+    #[error(transparent)]
+    Kit(#[from] svc_kit::Error),
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
+    /// The ledger holds something it never should (a credit without its
+    /// transfer, a redemption credit from no group…).
+    #[error("ledger: {0}")]
+    Ledger(String),
 }
 
 impl Error {
@@ -39,37 +36,26 @@ impl Error {
     pub fn code(&self) -> ErrorCode {
         use ErrorCode as C;
         match self {
-            Self::Request(e) => e.code,
             Self::Validation(_) => C::ValidationFailed,
-            Self::InvalidPhone => C::InvalidPhone,
             Self::WalletNotFound => C::WalletNotFound,
             Self::CreditNotFound => C::NotFound,
             Self::WalletExists => C::WalletExists,
             Self::InsufficientFunds => C::InsufficientFunds,
             Self::IdempotencyConflict => C::IdempotencyConflict,
-            Self::Config(_) | Self::Nats(_) | Self::Ledger(_) | Self::Db(_) => C::Internal,
-        }
-    }
-
-    pub fn to_service_error(&self) -> ServiceError {
-        match self {
-            Self::Request(e) => e.clone(),
-            Self::Validation(errors) => ServiceError {
-                code: ErrorCode::ValidationFailed,
-                message: "the request has invalid fields".into(),
-                errors: errors.clone(),
-            },
-            Self::Config(_) | Self::Nats(_) | Self::Ledger(_) | Self::Db(_) => {
-                ServiceError::new(ErrorCode::Internal, "internal error")
-            }
-            other => ServiceError::new(other.code(), other.to_string()),
+            Self::Kit(_) | Self::Db(_) | Self::Ledger(_) => C::Internal,
         }
     }
 }
 
-impl From<ServiceError> for Error {
-    fn from(e: ServiceError) -> Self {
-        Self::Request(e)
+impl svc_kit::ReplyError for Error {
+    fn to_reply(&self) -> ServiceError {
+        match self {
+            Self::Validation(errors) => ServiceError::fields(errors.clone()),
+            other if other.code() == ErrorCode::Internal => {
+                ServiceError::new(ErrorCode::Internal, "internal error")
+            }
+            other => ServiceError::new(other.code(), other.to_string()),
+        }
     }
 }
 

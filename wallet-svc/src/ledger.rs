@@ -1,4 +1,5 @@
-//! The double-entry core (DESIGN.md §5): accounts and immutable transfers.
+//! The double-entry core (DESIGN.md §5): accounts, immutable transfers, and the
+//! ledger's own checks.
 //!
 //! An account holds the sums of its debits and credits; its balance is credits
 //! minus debits. [`post`] moves money in the caller's transaction: it bumps the
@@ -7,11 +8,14 @@
 //! key. Accounts are updated in id order, so two transfers between the same
 //! pair of accounts lock them in the same order and cannot deadlock.
 
+use shared_events::{
+    Amount, Currency, GroupId, Phone, TransactionId,
+    wallet::{Direction, Funding, LedgerCheck, Transaction, TransactionKind},
+};
 use sqlx::{AnyConnection, Row, any::AnyRow};
-use svc_kit::time::from_micros;
-use uuid::Uuid;
+use svc_kit::{db::RowExt, time::from_micros};
 
-use shared_events::wallet::{Direction, Transaction, TransactionKind};
+use crate::{App, error::Result};
 
 macro_rules! transfer_select {
     () => {
@@ -21,21 +25,63 @@ macro_rules! transfer_select {
 }
 pub(crate) use transfer_select;
 
-pub const ADMIN_ADJUSTMENTS: &str = "admin_adjustments";
-pub const SPEND: &str = "spend";
-
-pub fn user_account(phone: &str) -> String {
-    format!("user:{phone}")
+/// An account of the ledger. Stored as its id: `user:+14155552671`,
+/// `group:<uuid>`, `admin_adjustments`, `spend`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Account {
+    /// A user's wallet: never below zero.
+    User(Phone),
+    /// What a gift-code group pays its redemptions from.
+    GroupFunding(GroupId),
+    /// Where admin credits come from.
+    AdminAdjustments,
+    /// Where admin debits go.
+    Spend,
 }
 
-pub fn funding_account(group_id: Uuid) -> String {
-    format!("group:{group_id}")
+impl Account {
+    /// The `kind` column.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::User(_) => "user",
+            Self::GroupFunding(_) => "group_funding",
+            Self::AdminAdjustments => "admin_adjustments",
+            Self::Spend => "spend",
+        }
+    }
+}
+
+impl std::fmt::Display for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::User(phone) => write!(f, "user:{phone}"),
+            Self::GroupFunding(group) => write!(f, "group:{group}"),
+            Self::AdminAdjustments => f.write_str("admin_adjustments"),
+            Self::Spend => f.write_str("spend"),
+        }
+    }
+}
+
+impl std::str::FromStr for Account {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.split_once(':') {
+            Some(("user", phone)) => phone.parse().map(Self::User).map_err(|e| e.to_string()),
+            Some(("group", id)) => id
+                .parse()
+                .map(Self::GroupFunding)
+                .map_err(|e| e.to_string()),
+            None if s == "admin_adjustments" => Ok(Self::AdminAdjustments),
+            None if s == "spend" => Ok(Self::Spend),
+            _ => Err("not an account this build knows".into()),
+        }
+    }
 }
 
 pub struct Posting<'a> {
-    pub debit: &'a str,
-    pub credit: &'a str,
-    pub amount: i64,
+    pub debit: &'a Account,
+    pub credit: &'a Account,
+    pub amount: Amount,
     pub kind: TransactionKind,
     pub reference: &'a str,
     pub description: Option<&'a str>,
@@ -48,10 +94,10 @@ pub struct Posting<'a> {
 /// A stored transfer.
 #[derive(Debug, Clone)]
 pub struct Transfer {
-    pub id: Uuid,
-    pub debit_account: String,
-    pub credit_account: String,
-    pub amount: i64,
+    pub id: TransactionId,
+    pub debit: Account,
+    pub credit: Account,
+    pub amount: Amount,
     pub kind: TransactionKind,
     pub reference: String,
     pub description: Option<String>,
@@ -62,20 +108,19 @@ pub struct Transfer {
 }
 
 impl Transfer {
-    /// The transfer as the owner of `account` sees it.
-    pub fn for_wallet(&self, account: &str, phone: &str, currency: &str) -> Transaction {
-        let (direction, balance_after) = if self.credit_account == account {
-            (Direction::Credit, self.credit_balance_after)
-        } else {
-            (Direction::Debit, self.debit_balance_after)
+    /// The transfer as the owner of `phone`'s wallet sees it.
+    pub fn for_wallet(&self, phone: &Phone, currency: &Currency) -> Transaction {
+        let (direction, balance_after) = match &self.credit {
+            Account::User(p) if p == phone => (Direction::Credit, self.credit_balance_after),
+            _ => (Direction::Debit, self.debit_balance_after),
         };
         Transaction {
             id: self.id,
-            phone: phone.to_owned(),
+            phone: phone.clone(),
             kind: self.kind,
             direction,
             amount: self.amount,
-            currency: currency.to_owned(),
+            currency: currency.clone(),
             balance_after,
             reference: self.reference.clone(),
             description: self.description.clone(),
@@ -98,25 +143,29 @@ pub enum PostError {
     Race,
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Kit(#[from] svc_kit::Error),
 }
 
 /// Creates the account if it does not exist; true if it was created.
 pub async fn ensure_account(
     conn: &mut AnyConnection,
-    id: &str,
-    kind: &str,
-    phone: Option<&str>,
-    currency: &str,
+    account: &Account,
+    currency: &Currency,
     now: i64,
 ) -> Result<bool, sqlx::Error> {
+    let phone = match account {
+        Account::User(p) => Some(p.as_str()),
+        _ => None,
+    };
     let created = sqlx::query(
         "INSERT INTO accounts (id, kind, phone, currency, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (id) DO NOTHING",
     )
-    .bind(id)
-    .bind(kind)
+    .bind(account.to_string())
+    .bind(account.kind())
     .bind(phone)
-    .bind(currency)
+    .bind(currency.as_str())
     .bind(now)
     .execute(conn)
     .await?
@@ -127,7 +176,7 @@ pub async fn ensure_account(
 pub async fn find_by_key(
     conn: &mut AnyConnection,
     key: &str,
-) -> Result<Option<Transfer>, sqlx::Error> {
+) -> Result<Option<Transfer>, svc_kit::Error> {
     sqlx::query(concat!(transfer_select!(), " WHERE idempotency_key = $1"))
         .bind(key)
         .fetch_optional(conn)
@@ -147,11 +196,12 @@ pub async fn post(
     if let Some(existing) = find_by_key(conn, p.key).await? {
         return Err(PostError::Duplicate(Box::new(existing)));
     }
+    let (debit_id, credit_id) = (p.debit.to_string(), p.credit.to_string());
     let mut debit_after = 0;
     let mut credit_after = 0;
-    let mut sides = [(p.debit, true), (p.credit, false)];
+    let mut sides = [(&debit_id, p.debit, true), (&credit_id, p.credit, false)];
     sides.sort_by(|a, b| a.0.cmp(b.0));
-    for (account, is_debit) in sides {
+    for (id, account, is_debit) in sides {
         let sql = if is_debit {
             "UPDATE accounts SET debits = debits + $1, updated_at = $2 \
              WHERE id = $3 AND debits <= 9223372036854775807 - $1 \
@@ -162,14 +212,13 @@ pub async fn post(
              RETURNING credits - debits AS balance"
         };
         let row = sqlx::query(sql)
-            .bind(p.amount)
+            .bind(p.amount.get())
             .bind(now)
-            .bind(account)
+            .bind(id)
             .fetch_optional(&mut *conn)
             .await?;
         let Some(row) = row else {
-            let is_user = account.starts_with("user:");
-            return Err(if is_debit && is_user {
+            return Err(if is_debit && matches!(account, Account::User(_)) {
                 PostError::Insufficient
             } else {
                 PostError::Overflow
@@ -183,9 +232,9 @@ pub async fn post(
         }
     }
     let transfer = Transfer {
-        id: Uuid::now_v7(),
-        debit_account: p.debit.to_owned(),
-        credit_account: p.credit.to_owned(),
+        id: TransactionId::generate(),
+        debit: p.debit.clone(),
+        credit: p.credit.clone(),
         amount: p.amount,
         kind: p.kind,
         reference: p.reference.to_owned(),
@@ -201,9 +250,9 @@ pub async fn post(
          credit_balance_after, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(transfer.id.to_string())
-    .bind(p.debit)
-    .bind(p.credit)
-    .bind(p.amount)
+    .bind(&debit_id)
+    .bind(&credit_id)
+    .bind(p.amount.get())
     .bind(p.kind.as_str())
     .bind(p.reference)
     .bind(p.description)
@@ -221,16 +270,13 @@ pub async fn post(
     }
 }
 
-pub fn transfer_from_row(row: &AnyRow) -> Result<Transfer, sqlx::Error> {
-    let id: String = row.try_get("id")?;
-    let kind: String = row.try_get("kind")?;
+pub fn transfer_from_row(row: &AnyRow) -> Result<Transfer, svc_kit::Error> {
     Ok(Transfer {
-        id: Uuid::parse_str(&id).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-        debit_account: row.try_get("debit_account")?,
-        credit_account: row.try_get("credit_account")?,
-        amount: row.try_get("amount")?,
-        kind: TransactionKind::parse(&kind)
-            .ok_or_else(|| sqlx::Error::Decode(format!("unknown transfer kind {kind}").into()))?,
+        id: row.parsed("id")?,
+        debit: row.parsed("debit_account")?,
+        credit: row.parsed("credit_account")?,
+        amount: row.amount("amount")?,
+        kind: row.word("kind", TransactionKind::parse)?,
         reference: row.try_get("reference")?,
         description: row.try_get("description")?,
         fingerprint: row.try_get("request_fingerprint")?,
@@ -238,4 +284,80 @@ pub fn transfer_from_row(row: &AnyRow) -> Result<Transfer, sqlx::Error> {
         credit_balance_after: row.try_get("credit_balance_after")?,
         created_at: row.try_get("created_at")?,
     })
+}
+
+impl App {
+    /// What a group's funding account paid out.
+    pub async fn funding(&self, group_id: GroupId) -> Result<Funding> {
+        let row = sqlx::query(
+            "SELECT a.debits AS debited, \
+             (SELECT COUNT(*) FROM transfers t WHERE t.debit_account = a.id) AS transfers \
+             FROM accounts a WHERE a.id = $1",
+        )
+        .bind(Account::GroupFunding(group_id).to_string())
+        .fetch_optional(self.db().read())
+        .await?;
+        let (debited, transfers) = match row {
+            Some(r) => (r.try_get("debited")?, r.try_get("transfers")?),
+            None => (0, 0),
+        };
+        Ok(Funding {
+            group_id,
+            debited,
+            transfers,
+            currency: self.currency().clone(),
+        })
+    }
+
+    /// The ledger's invariants, checked against the data (DESIGN.md §5).
+    pub async fn ledger_check(&self) -> Result<LedgerCheck> {
+        let mut conn = self.db().read().acquire().await?;
+        let totals = sqlx::query(
+            "SELECT COUNT(*) AS accounts, CAST(COALESCE(SUM(credits - debits), 0) AS BIGINT) AS sum, \
+             (SELECT COUNT(*) FROM transfers) AS transfers FROM accounts",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        let bad = sqlx::query(
+            "SELECT a.id FROM accounts a WHERE (a.kind = 'user' AND a.credits < a.debits) \
+             OR a.credits <> (SELECT COALESCE(SUM(t.amount), 0) FROM transfers t WHERE t.credit_account = a.id) \
+             OR a.debits <> (SELECT COALESCE(SUM(t.amount), 0) FROM transfers t WHERE t.debit_account = a.id) \
+             ORDER BY a.id",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let inconsistent_accounts = bad
+            .iter()
+            .map(|r| r.try_get::<String, _>("id"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let sum: i64 = totals.try_get("sum")?;
+        Ok(LedgerCheck {
+            accounts: totals.try_get("accounts")?,
+            transfers: totals.try_get("transfers")?,
+            sum_of_balances: sum,
+            ok: sum == 0 && inconsistent_accounts.is_empty(),
+            inconsistent_accounts,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_ids_round_trip_and_unknown_ones_are_refused() {
+        let phone: Phone = "+14155552671".parse().expect("phone");
+        for account in [
+            Account::User(phone),
+            Account::GroupFunding(GroupId::generate()),
+            Account::AdminAdjustments,
+            Account::Spend,
+        ] {
+            assert_eq!(account.to_string().parse::<Account>(), Ok(account));
+        }
+        for bad in ["user:4155552671", "group:x", "treasury", "bank:1"] {
+            assert!(bad.parse::<Account>().is_err(), "{bad}");
+        }
+    }
 }

@@ -2,35 +2,27 @@
 //! It owns its database, answers the NATS service `wallet`, credits wallets
 //! from `giftcode.events.code.redeemed` (exactly once in effect), and publishes
 //! `wallet.events.>` to JetStream through its outbox. Its HTTP port serves only
-//! `/healthz`, `/readyz` and `/metrics`.
+//! `/healthz`, `/readyz` and `/metrics`. svc-kit runs it ([`run`]); this crate
+//! holds the domain and declares what the service has ([`service`]).
 
 mod config;
+pub mod consumers;
 pub mod error;
 pub mod ledger;
-pub mod nats;
+pub mod moves;
 pub mod reconciliation;
 pub mod redemptions;
 pub mod wallets;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use async_nats::jetstream;
 use shared_events::{
-    Region,
-    subjects::{
-        GIFTCODE_EVENTS_STREAM, GIFTCODE_EVENTS_SUBJECTS, WALLET_EVENTS_STREAM,
-        WALLET_EVENTS_SUBJECTS, events,
-    },
+    Currency,
+    endpoint::wallet as ep,
+    subjects::{GIFTCODE_EVENTS, WALLET_EVENTS, WALLET_SERVICE, events},
 };
-use svc_kit::{
-    consumer,
-    db::{Db, Migrations},
-    health::NatsAndDb,
-    metrics::Metrics,
-    outbox::{self, Publisher, Waker},
-};
+use svc_kit::{Kit, Service, consumer, db::Migrations};
 use tokio::net::TcpListener;
-use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub use config::Config;
 pub use error::{Error, Result};
@@ -53,133 +45,110 @@ pub const MIGRATIONS: Migrations = Migrations {
 pub struct App(Arc<Inner>);
 
 struct Inner {
-    db: Db,
-    currency: String,
-    region: Region,
-    waker: Waker,
-    metrics: Metrics,
+    kit: Kit,
+    currency: Currency,
+    /// Fault injection (test builds only): exit after a credit commits.
+    #[cfg(feature = "fault-injection")]
     crash_after_commit: bool,
 }
 
 impl App {
     /// Opens the database, running its migrations.
     pub async fn open(config: &Config) -> Result<Self> {
-        let db = Db::connect(&config.database_url, &MIGRATIONS)
-            .await
-            .map_err(|e| Error::Config(e.to_string()))?;
         Ok(Self(Arc::new(Inner {
-            db,
+            kit: Kit::open(SOURCE, &config.database_url, &MIGRATIONS).await?,
             currency: config.currency.clone(),
-            region: config.default_region,
-            waker: Waker::default(),
-            metrics: Metrics::new(SOURCE),
+            #[cfg(feature = "fault-injection")]
             crash_after_commit: config.fault_crash_after_commit,
         })))
     }
 
-    pub fn db(&self) -> &Db {
-        &self.0.db
+    pub fn db(&self) -> &svc_kit::db::Db {
+        &self.0.kit.db
     }
-    pub(crate) fn currency(&self) -> &str {
+    pub fn metrics(&self) -> &svc_kit::metrics::Metrics {
+        &self.0.kit.metrics
+    }
+    pub(crate) fn currency(&self) -> &Currency {
         &self.0.currency
     }
-    pub(crate) fn region(&self) -> Region {
-        self.0.region
-    }
-    pub fn metrics(&self) -> &Metrics {
-        &self.0.metrics
-    }
     pub(crate) fn wake_outbox(&self) {
-        self.0.waker.wake();
+        self.0.kit.outbox.wake();
     }
+    #[cfg(feature = "fault-injection")]
     pub(crate) fn crash_after_commit(&self) -> bool {
         self.0.crash_after_commit
     }
 }
 
-/// Runs the service until `shutdown` resolves, then drains (each step with a
-/// deadline): stop taking requests and events, finish those in flight, publish
-/// what the outbox holds, flush NATS, close the database.
+/// What the service has: its stream, its consumer of redemptions, its
+/// endpoints.
+pub fn service(app: App, ack_wait: Duration) -> Service<App> {
+    let kit = app.0.kit.clone();
+    Service::new(
+        &kit,
+        app,
+        WALLET_SERVICE,
+        "Wallets and their double-entry ledger",
+    )
+    .publishes(WALLET_EVENTS)
+    .consumes(
+        GIFTCODE_EVENTS,
+        consumer::Spec {
+            stream: GIFTCODE_EVENTS.name,
+            durable: REDEMPTIONS_CONSUMER.to_owned(),
+            filter: events::CODE_REDEEMED,
+            ack_wait,
+            batch: 256,
+        },
+        consumers::code_redeemed::handle,
+    )
+    .endpoints(|e| {
+        e.endpoint::<ep::WalletsCreate, _, _, _>(|app, ctx, req| async move {
+            app.create_wallet(&req.phone, ctx.request_id).await
+        })
+        .endpoint::<ep::WalletsGet, _, _, _>(|app, _, req| async move {
+            app.get_wallet(&req.phone).await
+        })
+        .endpoint::<ep::WalletsList, _, _, _>(
+            |app, _, req| async move { app.list_wallets(req).await },
+        )
+        .endpoint::<ep::TransactionsList, _, _, _>(|app, _, req| async move {
+            app.list_transactions(req).await
+        })
+        .endpoint::<ep::CreditsCreate, _, _, _>(|app, ctx, req| async move {
+            app.credit(req, ctx.request_id).await
+        })
+        .endpoint::<ep::DebitsCreate, _, _, _>(|app, ctx, req| async move {
+            app.debit(req, ctx.request_id).await
+        })
+        .endpoint::<ep::FundingGet, _, _, _>(|app, _, req| async move {
+            app.funding(req.group_id).await
+        })
+        .endpoint::<ep::LedgerCheckRun, _, _, _>(
+            |app, _, _| async move { app.ledger_check().await },
+        )
+        .endpoint::<ep::RedemptionsGet, _, _, _>(|app, _, req| async move {
+            app.redemption_credit(req.redemption_id).await
+        })
+        .endpoint::<ep::ReconciliationPage, _, _, _>(|app, _, req| async move {
+            app.reconciliation_page(req).await
+        })
+    })
+}
+
+/// Runs the service until `shutdown` resolves, then drains it (svc-kit's
+/// runtime: stop taking requests and events, finish those in flight, publish
+/// what the outbox holds, flush NATS, close the database).
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let app = App::open(&config).await?;
-    let client = config
-        .nats
-        .connect(SOURCE)
-        .await
-        .map_err(|e| Error::Nats(e.to_string()))?;
-    let js = jetstream::new(client.clone());
-    let replicas = config.nats.stream_replicas;
-    // The stream it consumes may not exist yet if giftcode-svc has never run.
-    for (name, subjects) in [
-        (WALLET_EVENTS_STREAM, WALLET_EVENTS_SUBJECTS),
-        (GIFTCODE_EVENTS_STREAM, GIFTCODE_EVENTS_SUBJECTS),
-    ] {
-        outbox::ensure_stream(&js, name, subjects, replicas)
-            .await
-            .map_err(Error::Nats)?;
-    }
-
-    let stop = CancellationToken::new();
-    let publisher = tokio::spawn(
-        Publisher {
-            db: app.db().clone(),
-            js: js.clone(),
-            waker: app.0.waker.clone(),
-            metrics: app.metrics().clone(),
-        }
-        .run(stop.clone()),
-    );
-    let consuming = CancellationToken::new();
-    let consumer_task = {
-        let (app, client) = (app.clone(), client.clone());
-        tokio::spawn(consumer::run(
-            js,
-            consumer::Spec {
-                stream: GIFTCODE_EVENTS_STREAM,
-                durable: REDEMPTIONS_CONSUMER.to_owned(),
-                filter: events::CODE_REDEEMED,
-                ack_wait: Duration::from_millis(config.consumer_ack_wait_ms.max(100)),
-                batch: 256,
-            },
-            consuming.clone(),
-            move |msgs| redemptions::handle(app.clone(), client.clone(), msgs),
-        ))
-    };
-    let tracker = TaskTracker::new();
-    let service = nats::serve(&app, &client, &tracker).await?;
-    let router = svc_kit::health::router(
-        NatsAndDb {
-            client: client.clone(),
-            db: app.db().clone(),
-        },
-        app.metrics().clone(),
-    );
-    let http_stop = stop.clone();
-    let http = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(http_stop.cancelled_owned())
-            .await
-    });
-    tracing::info!(nats = %config.nats.url, "wallet-svc started");
-
-    shutdown.await;
-    svc_kit::drain::Drain {
-        consuming,
-        consumer: consumer_task,
-        service,
-        requests: tracker,
-        stop,
-        publisher,
-        http,
-        client,
-        db: app.db().clone(),
-    }
-    .run()
-    .await;
-    tracing::info!("wallet-svc stopped");
+    let ack_wait = Duration::from_millis(config.consumer_ack_wait_ms.max(100));
+    service(app, ack_wait)
+        .run(&config.kit, listener, shutdown)
+        .await?;
     Ok(())
 }

@@ -5,8 +5,14 @@ use wallet_svc::{Config, run};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    #[cfg(not(feature = "fault-injection"))]
+    if std::env::var_os("WALLET_FAULT_CRASH_AFTER_COMMIT").is_some() {
+        anyhow::bail!(
+            "WALLET_FAULT_CRASH_AFTER_COMMIT needs a test build (--features fault-injection)"
+        );
+    }
     let config = Config::parse();
-    svc_kit::telemetry::init(config.log_format);
+    svc_kit::telemetry::init(config.kit.log_format);
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.http_addr))?;

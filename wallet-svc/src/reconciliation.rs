@@ -5,15 +5,17 @@
 //! credited twice (by any path) shows up twice.
 
 use shared_events::{
+    RedemptionId, TransactionId,
     reconciliation::{Item, ItemPage, PageRequest},
     wallet::TransactionKind,
 };
 use sqlx::Row;
-use uuid::Uuid;
+use svc_kit::db::RowExt;
 
 use crate::{
     App,
     error::{Error, Result},
+    ledger::Account,
 };
 
 impl App {
@@ -23,7 +25,9 @@ impl App {
             None => (String::new(), String::new()),
             Some(a) => a
                 .split_once('/')
-                .filter(|(r, i)| Uuid::parse_str(r).is_ok() && Uuid::parse_str(i).is_ok())
+                .filter(|(r, i)| {
+                    r.parse::<RedemptionId>().is_ok() && i.parse::<TransactionId>().is_ok()
+                })
                 .map(|(r, i)| (r.to_owned(), i.to_owned()))
                 .ok_or_else(|| Error::validation("after", "is not a page this service gave out"))?,
         };
@@ -41,20 +45,18 @@ impl App {
         let mut last = None;
         for r in &rows {
             let id: String = r.try_get("id")?;
-            let reference: String = r.try_get("reference")?;
-            let debit: String = r.try_get("debit_account")?;
-            let group = debit
-                .strip_prefix("group:")
-                .and_then(|g| Uuid::parse_str(g).ok())
-                .ok_or_else(|| Error::Ledger(format!("transfer {id} not from a group")))?;
-            let redemption = Uuid::parse_str(&reference)
-                .map_err(|_| Error::Ledger(format!("transfer {id} has no redemption")))?;
+            let Account::GroupFunding(group_id) = r.parsed("debit_account")? else {
+                return Err(Error::Ledger(format!(
+                    "redemption credit {id} not from a group"
+                )));
+            };
+            let redemption_id: RedemptionId = r.parsed("reference")?;
             items.push(Item {
-                redemption_id: redemption,
-                group_id: group,
-                amount: r.try_get("amount")?,
+                redemption_id,
+                group_id,
+                amount: r.amount("amount")?,
             });
-            last = Some(format!("{reference}/{id}"));
+            last = Some(format!("{redemption_id}/{id}"));
         }
         let next = (rows.len() as i64 == limit).then_some(last).flatten();
         Ok(ItemPage { items, next })

@@ -29,13 +29,13 @@ async fn a_service_user_cannot_forge_events_or_take_anothers_requests() {
         "giftcode-svc",
         None,
         CodeRedeemed {
-            redemption_id: uuid::Uuid::now_v7(),
+            redemption_id: shared_events::RedemptionId::generate(),
             group_id: group["id"].as_str().expect("id").parse().expect("uuid"),
-            code_id: uuid::Uuid::now_v7(),
+            code_id: shared_events::CodeId::generate(),
             code_hint: "GIFT-****-****-0000".into(),
-            phone: phone(2),
-            amount: 500,
-            currency: "USD".into(),
+            phone: phone(2).parse().expect("phone"),
+            amount: shared_events::Amount::new(500).expect("amount"),
+            currency: "USD".parse().expect("USD"),
             redeemed_at: chrono::Utc::now(),
         },
     );

@@ -125,7 +125,7 @@ async fn shared_group_with_custom_code(backend: Backend) {
         .call(ep::REDEMPTIONS_LIST, json!({"group_id": group.id}))
         .await
         .expect("redemptions");
-    let mut phones: Vec<String> = who.items.iter().map(|r| r.phone.clone()).collect();
+    let mut phones: Vec<String> = who.items.iter().map(|r| r.phone.to_string()).collect();
     phones.sort();
     assert_eq!(phones, vec![phone(0), phone(1), phone(2)]);
     assert_eq!(who.items[0].code_hint, "******-****-2026");

@@ -36,7 +36,7 @@ async fn published_once_after_the_broker_returns(backend: Backend) {
         .redeem(
             RedeemRequest {
                 code: codes[0].clone(),
-                phone: phone(1),
+                phone: phone(1).parse().expect("phone"),
             },
             None,
             None,

@@ -43,7 +43,7 @@ async fn race(app: &TestApp, attempts: Vec<(String, String)>) -> HashMap<String,
     tally
 }
 
-async fn stats(app: &TestApp, id: uuid::Uuid) -> Group {
+async fn stats(app: &TestApp, id: shared_events::GroupId) -> Group {
     app.call(ep::GROUPS_GET, json!({"id": id}))
         .await
         .expect("group")
@@ -131,7 +131,7 @@ async fn per_phone_limit_race(backend: Backend) {
         .expect("list");
     let mut per_phone: HashMap<String, usize> = HashMap::new();
     for r in page.items {
-        *per_phone.entry(r.phone).or_default() += 1;
+        *per_phone.entry(r.phone.to_string()).or_default() += 1;
     }
     assert_eq!(per_phone.len(), 5);
     assert!(per_phone.values().all(|n| *n == 3), "{per_phone:?}");

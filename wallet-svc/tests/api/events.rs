@@ -11,7 +11,7 @@ use async_nats::jetstream::{self, message::PublishMessage};
 use chrono::Utc;
 use serde_json::json;
 use shared_events::{
-    Envelope,
+    Amount, CodeId, Envelope, GroupId, RedemptionId,
     events::CodeRedeemed,
     reconciliation::ItemPage,
     subjects::{GIFTCODE_EVENTS_STREAM, WALLET_EVENTS_STREAM, events, wallet as ep},
@@ -33,13 +33,13 @@ fn redeemed(phone: &str, amount: i64) -> Envelope<CodeRedeemed> {
         "giftcode-svc",
         Some("req-1".into()),
         CodeRedeemed {
-            redemption_id: Uuid::now_v7(),
-            group_id: Uuid::now_v7(),
-            code_id: Uuid::now_v7(),
+            redemption_id: RedemptionId::generate(),
+            group_id: GroupId::generate(),
+            code_id: CodeId::generate(),
             code_hint: "****-****-7KQ2".into(),
-            phone: phone.into(),
-            amount,
-            currency: "USD".into(),
+            phone: phone.parse().expect("phone"),
+            amount: Amount::new(amount).expect("amount"),
+            currency: "USD".parse().expect("USD"),
             redeemed_at: Utc::now(),
         },
     )
@@ -167,7 +167,7 @@ async fn duplicates_credit_once(backend: Backend) {
     expected.sort();
     let walked: Vec<_> = walked
         .iter()
-        .map(|i| (i.redemption_id, i.group_id, i.amount))
+        .map(|i| (i.redemption_id, i.group_id, i.amount.get()))
         .collect();
     assert_eq!(walked, expected);
     p.assert_ledger_consistent().await;
@@ -215,7 +215,7 @@ async fn a_backlog_is_credited_in_batches_once_each(backend: Backend) {
             .iter()
             .enumerate()
             .filter(|(i, _)| i % 100 == who)
-            .map(|(_, e)| e.data.amount)
+            .map(|(_, e)| e.data.amount.get())
             .sum();
         assert_eq!(p.wallet(&phone(who)).await.balance, expected, "phone {who}");
     }

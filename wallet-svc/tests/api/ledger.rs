@@ -89,7 +89,7 @@ async fn admin_moves_are_idempotent(backend: Backend) {
     let seen: Vec<(i64, i64)> = txs
         .items
         .iter()
-        .map(|t| (t.amount, t.balance_after))
+        .map(|t| (t.amount.get(), t.balance_after))
         .collect();
     assert_eq!(
         seen,
@@ -142,7 +142,7 @@ async fn concurrent_debits_never_overdraw(backend: Backend) {
         match r.expect("task") {
             Ok(reply) => {
                 assert!(reply.transaction.balance_after >= 0);
-                spent += reply.transaction.amount;
+                spent += reply.transaction.amount.get();
             }
             Err(e) => {
                 assert_eq!(e.code(), ErrorCode::InsufficientFunds);
@@ -172,7 +172,7 @@ async fn concurrent_debits_never_overdraw(backend: Backend) {
 async fn wallets_and_bad_input(backend: Backend) {
     let p = Platform::start(backend, false).await;
     let w: Wallet = p
-        .call(ep::WALLETS_CREATE, json!({"phone": "(415) 555-0001"}))
+        .call(ep::WALLETS_CREATE, json!({"phone": "+14155550001"}))
         .await
         .expect("create");
     assert_eq!(
@@ -195,6 +195,13 @@ async fn wallets_and_bad_input(backend: Backend) {
         (
             ep::WALLETS_CREATE,
             json!({"phone": "12"}),
+            ErrorCode::InvalidPhone,
+        ),
+        // On the bus a phone is E.164; national formats are read at the
+        // HTTP edge (the gateway), in DEFAULT_REGION.
+        (
+            ep::WALLETS_CREATE,
+            json!({"phone": "(415) 555-0001"}),
             ErrorCode::InvalidPhone,
         ),
         (
@@ -262,9 +269,16 @@ async fn wallets_and_bad_input(backend: Backend) {
             json!({"phone": phone(1), "amount": 5, "idempotency_key": "b"}),
             ErrorCode::InsufficientFunds,
         ),
+        // An id that cannot exist is refused where it is read, with the
+        // word of its kind: no group has id "nope".
         (
             ep::FUNDING_GET,
             json!({"group_id": "nope"}),
+            ErrorCode::GroupNotFound,
+        ),
+        (
+            ep::FUNDING_GET,
+            json!({"group_id": 7}),
             ErrorCode::ValidationFailed,
         ),
     ];
@@ -281,7 +295,8 @@ async fn wallets_and_bad_input(backend: Backend) {
             .raw(subject, "{nope".into(), None)
             .await
             .expect("reply");
-        let err = svc_kit::nats::decode_reply::<serde_json::Value>(&msg).expect_err("malformed");
+        let err =
+            svc_kit::nats::decode_reply::<serde_json::Value>(subject, &msg).expect_err("malformed");
         assert_eq!(err.code(), ErrorCode::MalformedJson, "{subject}");
     }
     let page: Page<Wallet> = p

@@ -8,7 +8,7 @@ use futures::{StreamExt, future::join_all};
 use serde_json::json;
 use shared_events::{
     Page,
-    giftcode::{Group, RedeemReply, Redemption, RedemptionStatus},
+    giftcode::{Group, RedeemInbox, RedeemReply, Redemption, RedemptionStatus},
     subjects::{giftcode as gc, wallet as ep},
     wallet::{CreditNotice, Funding, Wallet},
 };
@@ -36,10 +36,10 @@ async fn redeem(
         let Ok(Some(msg)) = tokio::time::timeout(Duration::from_secs(20), sub.next()).await else {
             break;
         };
-        if let Ok(n) = decode_reply::<CreditNotice>(&msg) {
-            notice = Some(n);
-        } else {
-            reply = Some(decode_reply::<RedeemReply>(&msg).expect("redeem reply"));
+        // One tagged enum on the inbox: each message says what it is.
+        match decode_reply::<RedeemInbox>(gc::REDEEM, &msg).expect("redeem inbox") {
+            RedeemInbox::Credited(n) => notice = Some(n),
+            RedeemInbox::Redeemed(r) => reply = Some(r),
         }
     }
     (reply.expect("a redeem reply"), notice)

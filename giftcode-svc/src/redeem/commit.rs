@@ -6,18 +6,37 @@
 //! refused redeem (code taken, cap reached) rolls back alone and the others
 //! still commit. Each caller hears its own outcome only after the commit, so a
 //! success is never reported for something that was not durable.
+//!
+//! The queue is bounded: when it is full a redeem is refused at once
+//! ([`Error::Overloaded`]) rather than waiting in memory without limit.
+
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use sqlx::AnyConnection;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{error::Error, redeem::Refusal};
+use crate::error::Error;
 
 /// Redeems per transaction at most: a bound on how long the write lock is
 /// held and on how much one failed commit takes down with it.
 pub const MAX_BATCH: usize = 64;
 
-/// The writes of one redeem, run inside the shared transaction.
+/// Why a job's writes were rolled back.
+#[derive(Debug)]
+pub enum Refusal {
+    /// The phone already redeemed this code (a concurrent request won).
+    Replay,
+    Error(Error),
+}
+
+impl From<Error> for Refusal {
+    fn from(e: Error) -> Self {
+        Refusal::Error(e)
+    }
+}
+
+/// The writes of one job, run inside the shared transaction.
 pub type Work =
     Box<dyn for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<(), Refusal>> + Send>;
 
@@ -25,13 +44,13 @@ type Job = (Work, oneshot::Sender<Result<(), Refusal>>);
 
 /// The handle requests submit their writes through.
 #[derive(Clone)]
-pub struct Committer(mpsc::UnboundedSender<Job>);
+pub struct Committer(mpsc::Sender<Job>);
 
 impl Committer {
-    /// Starts the committing task on `db`; it ends when the last handle is
-    /// dropped.
-    pub fn start(db: svc_kit::db::Db) -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
+    /// Starts the committing task on `db` with room for `capacity` waiting
+    /// jobs; it ends when the last handle is dropped.
+    pub fn start(db: svc_kit::db::Db, capacity: usize) -> Self {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
         tokio::spawn(commit_loop(db, rx));
         Self(tx)
     }
@@ -40,16 +59,19 @@ impl Committer {
     /// what refused it, rolled back).
     pub async fn submit(&self, work: Work) -> Result<(), Refusal> {
         let (done, outcome) = oneshot::channel();
-        self.0
-            .send((work, done))
-            .map_err(|_| Refusal::Error(Error::Db(sqlx::Error::PoolClosed)))?;
-        outcome
-            .await
-            .unwrap_or(Err(Refusal::Error(Error::Db(sqlx::Error::PoolClosed))))
+        self.0.try_send((work, done)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => Refusal::Error(Error::Overloaded),
+            mpsc::error::TrySendError::Closed(_) => stopped(),
+        })?;
+        outcome.await.unwrap_or_else(|_| Err(stopped()))
     }
 }
 
-async fn commit_loop(db: svc_kit::db::Db, mut rx: mpsc::UnboundedReceiver<Job>) {
+fn stopped() -> Refusal {
+    Refusal::Error(Error::Internal("the redeem committer has stopped".into()))
+}
+
+async fn commit_loop(db: svc_kit::db::Db, mut rx: mpsc::Receiver<Job>) {
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -70,18 +92,15 @@ async fn commit_loop(db: svc_kit::db::Db, mut rx: mpsc::UnboundedReceiver<Job>) 
 /// One transaction for all of `works`; the outcome of each, in order.
 async fn commit(db: &svc_kit::db::Db, works: Vec<Work>) -> Vec<Result<(), Refusal>> {
     let n = works.len();
-    let failed = |e: &sqlx::Error| -> Vec<Result<(), Refusal>> {
+    let failed = |e: sqlx::Error| -> Vec<Result<(), Refusal>> {
+        let e = Arc::new(e);
         (0..n)
-            .map(|_| {
-                Err(Refusal::Error(Error::Db(sqlx::Error::Protocol(
-                    e.to_string(),
-                ))))
-            })
+            .map(|_| Err(Refusal::Error(Error::Commit(e.clone()))))
             .collect()
     };
     let mut tx = match db.begin().await {
         Ok(tx) => tx,
-        Err(e) => return failed(&e),
+        Err(e) => return failed(e),
     };
     let mut outcomes = Vec::with_capacity(n);
     if n == 1 {
@@ -97,7 +116,7 @@ async fn commit(db: &svc_kit::db::Db, works: Vec<Work>) -> Vec<Result<(), Refusa
         for work in works {
             if let Err(e) = savepoint(&mut tx, "SAVEPOINT redeem").await {
                 let _ = tx.rollback().await;
-                return failed(&e);
+                return failed(e);
             }
             let outcome = work(&mut tx).await;
             let undo = if outcome.is_err() {
@@ -107,14 +126,14 @@ async fn commit(db: &svc_kit::db::Db, works: Vec<Work>) -> Vec<Result<(), Refusa
             };
             if let Err(e) = undo.and(savepoint(&mut tx, "RELEASE SAVEPOINT redeem").await) {
                 let _ = tx.rollback().await;
-                return failed(&e);
+                return failed(e);
             }
             outcomes.push(outcome);
         }
     }
     match tx.commit().await {
         Ok(()) => outcomes,
-        Err(e) => failed(&e),
+        Err(e) => failed(e),
     }
 }
 

@@ -1,0 +1,121 @@
+//! The guarded writes of one redemption (DESIGN.md §7 step 2), run inside the
+//! group commit's transaction. The facts that must never be exceeded are
+//! enforced here by the database, so no interleaving of concurrent requests
+//! can break them:
+//! - `UNIQUE (code_id, phone)`: a phone redeems a code at most once;
+//! - `UPDATE codes … WHERE redemption_count < cap`: a unique code is redeemed
+//!   once, a shared code by at most `max_redemptions` phones;
+//! - a guarded upsert of `phone_counts`: the per-phone limit of a unique group.
+//!
+//! The redemption and its `code.redeemed` event commit together (the outbox).
+
+use shared_events::{
+    Envelope, events::CodeRedeemed, giftcode::GroupKind, giftcode::Redemption,
+    subjects::REPLY_INBOX_HEADER,
+};
+use sqlx::AnyConnection;
+use svc_kit::outbox;
+
+use super::{Target, commit::Refusal};
+use crate::error::Error;
+
+/// Any refusal leaves the transaction (or its savepoint) to be rolled back by
+/// the committer.
+pub(super) async fn record(
+    conn: &mut AnyConnection,
+    t: &Target,
+    r: &Redemption,
+    now: i64,
+    correlation_id: Option<String>,
+    reply_inbox: Option<&str>,
+) -> Result<(), Refusal> {
+    let db = |e: sqlx::Error| Refusal::Error(Error::Db(e));
+    let (group_id, code_id) = (t.group_id.to_string(), t.code_id.to_string());
+    let inserted = sqlx::query(
+        "INSERT INTO redemptions (id, group_id, code_id, code_hint, phone, amount, currency, \
+         redeemed_at, correlation_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (code_id, phone) DO NOTHING",
+    )
+    .bind(r.id.to_string())
+    .bind(&group_id)
+    .bind(&code_id)
+    .bind(&t.hint)
+    .bind(r.phone.as_str())
+    .bind(r.amount.get())
+    .bind(r.currency.as_str())
+    .bind(now)
+    .bind(correlation_id.clone())
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?
+    .rows_affected();
+    if inserted == 0 {
+        return Err(Refusal::Replay);
+    }
+    // A unique code remembers who redeemed it; a shared code only how often.
+    let claimed = match t.kind {
+        GroupKind::Unique => sqlx::query(
+            "UPDATE codes SET redemption_count = 1, redeemed_by = $1, redeemed_at = $2 \
+             WHERE group_id = $3 AND id = $4 AND redemption_count = 0",
+        )
+        .bind(r.phone.as_str())
+        .bind(now)
+        .bind(&group_id)
+        .bind(&code_id),
+        GroupKind::Shared => sqlx::query(
+            "UPDATE codes SET redemption_count = redemption_count + 1, redeemed_at = $1 \
+             WHERE group_id = $2 AND id = $3 AND redemption_count < $4",
+        )
+        .bind(now)
+        .bind(&group_id)
+        .bind(&code_id)
+        .bind(t.max_redemptions.unwrap_or(0)),
+    }
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?
+    .rows_affected();
+    if claimed == 0 {
+        return Err(Refusal::Error(match t.kind {
+            GroupKind::Unique => Error::CodeAlreadyRedeemed,
+            GroupKind::Shared => Error::RedemptionLimitReached,
+        }));
+    }
+    if let Some(limit) = t.per_phone_limit {
+        let counted = sqlx::query(
+            "INSERT INTO phone_counts (group_id, phone, n) VALUES ($1, $2, 1) \
+             ON CONFLICT (group_id, phone) DO UPDATE SET n = phone_counts.n + 1 \
+             WHERE phone_counts.n < $3",
+        )
+        .bind(&group_id)
+        .bind(r.phone.as_str())
+        .bind(limit)
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        if counted == 0 {
+            return Err(Refusal::Error(Error::PerPhoneLimitReached));
+        }
+    }
+    let event = Envelope::new(
+        crate::SOURCE,
+        correlation_id,
+        CodeRedeemed {
+            redemption_id: r.id,
+            group_id: r.group_id,
+            code_id: r.code_id,
+            code_hint: r.code_hint.clone(),
+            phone: r.phone.clone(),
+            amount: r.amount,
+            currency: r.currency.clone(),
+            redeemed_at: r.redeemed_at,
+        },
+    );
+    let headers: Vec<(&str, &str)> = reply_inbox
+        .map(|inbox| vec![(REPLY_INBOX_HEADER, inbox)])
+        .unwrap_or_default();
+    outbox::enqueue_with_headers(conn, &event, &headers)
+        .await
+        .map_err(|e| Refusal::Error(e.into()))
+}

@@ -1,0 +1,110 @@
+//! Redemptions read back (DESIGN.md §8): one by id, a group's newest first,
+//! and a phone's redemption of a code (what a replay answers with).
+
+use shared_events::{
+    CodeId, Limit, Page, Phone, RedemptionId,
+    giftcode::{ListRedemptionsRequest, Redemption, RedemptionStatus},
+};
+use sqlx::{Row, any::AnyRow};
+use svc_kit::{db::RowExt, time::from_micros};
+
+use crate::{
+    App,
+    error::{Error, Result},
+    groups::parse_cursor,
+};
+
+/// The columns [`from_row`] reads, joined with the group's name.
+macro_rules! redemption_select {
+    () => {
+        "SELECT r.id, r.group_id, g.name AS group_name, r.code_id, r.code_hint, r.phone, \
+         r.amount, r.currency, r.status, r.redeemed_at, r.credited_at, r.transaction_id \
+         FROM redemptions r JOIN groups g ON g.id = r.group_id"
+    };
+}
+
+impl App {
+    pub async fn get_redemption(&self, id: RedemptionId) -> Result<Redemption> {
+        sqlx::query(concat!(redemption_select!(), " WHERE r.id = $1"))
+            .bind(id.to_string())
+            .fetch_optional(self.db().read())
+            .await?
+            .as_ref()
+            .map(from_row)
+            .transpose()?
+            .ok_or(Error::RedemptionNotFound)
+    }
+
+    /// What `phone` redeemed of code `code_id`, if it did.
+    pub(crate) async fn find_redemption(
+        &self,
+        code_id: CodeId,
+        phone: &Phone,
+    ) -> Result<Option<Redemption>> {
+        sqlx::query(concat!(
+            redemption_select!(),
+            " WHERE r.code_id = $1 AND r.phone = $2"
+        ))
+        .bind(code_id.to_string())
+        .bind(phone.as_str())
+        .fetch_optional(self.db().read())
+        .await?
+        .as_ref()
+        .map(from_row)
+        .transpose()
+    }
+
+    /// A group's redemptions, newest first.
+    pub async fn list_redemptions(&self, req: ListRedemptionsRequest) -> Result<Page<Redemption>> {
+        let limit = Limit::or_default(req.limit);
+        let cursor = parse_cursor(req.cursor.as_deref())?;
+        self.get_group(req.group_id).await?;
+        let group_id = req.group_id.to_string();
+        let rows = match cursor {
+            Some(c) => {
+                sqlx::query(concat!(
+                    redemption_select!(),
+                    " WHERE r.group_id = $1 AND r.id < $2 ORDER BY r.id DESC LIMIT $3"
+                ))
+                .bind(group_id)
+                .bind(c)
+                .bind(limit + 1)
+                .fetch_all(self.db().read())
+                .await?
+            }
+            None => {
+                sqlx::query(concat!(
+                    redemption_select!(),
+                    " WHERE r.group_id = $1 ORDER BY r.id DESC LIMIT $2"
+                ))
+                .bind(group_id)
+                .bind(limit + 1)
+                .fetch_all(self.db().read())
+                .await?
+            }
+        };
+        let items = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_overfetch(items, limit, |r| r.id.to_string()))
+    }
+}
+
+/// A row with the columns of `redemption_select!` (the redeem path's combined
+/// query selects the same names).
+pub(crate) fn from_row(row: &AnyRow) -> Result<Redemption> {
+    Ok(Redemption {
+        id: row.parsed("id")?,
+        group_id: row.parsed("group_id")?,
+        group_name: row.try_get("group_name")?,
+        code_id: row.parsed("code_id")?,
+        code_hint: row.try_get("code_hint")?,
+        phone: row.parsed("phone")?,
+        amount: row.amount("amount")?,
+        currency: row.parsed("currency")?,
+        status: row.word("status", RedemptionStatus::parse)?,
+        redeemed_at: from_micros(row.try_get("redeemed_at")?),
+        credited_at: row
+            .try_get::<Option<i64>, _>("credited_at")?
+            .map(from_micros),
+        transaction_id: row.parsed_opt("transaction_id")?,
+    })
+}

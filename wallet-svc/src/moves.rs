@@ -1,0 +1,217 @@
+//! Admin credits and debits (DESIGN.md §5, §8) under a permanent
+//! `Idempotency-Key`: the same key and body replay the original transaction,
+//! another body is `idempotency_conflict`. A credit comes from
+//! `admin_adjustments` and opens the wallet if needed; a debit goes to `spend`
+//! and never takes a balance below zero.
+
+use shared_events::{
+    Envelope,
+    events::{Cause, WalletCredited, WalletDebited},
+    wallet::{MoveReply, MoveRequest, TransactionKind},
+};
+use svc_kit::{outbox, time::now_micros};
+
+use crate::{
+    App,
+    error::{Error, Result},
+    ledger::{self, Account, PostError, Posting, Transfer},
+    wallets::fetch_wallet,
+};
+
+/// A move, checked: what the ledger will be asked to post.
+struct Move {
+    req: MoveRequest,
+    kind: TransactionKind,
+    description: Option<String>,
+    /// The request as made: a replay of its key must match it.
+    fingerprint: String,
+    /// The ledger's key: `admin:<Idempotency-Key>`.
+    key: String,
+}
+
+impl Move {
+    fn new(req: MoveRequest, kind: TransactionKind) -> Result<Self> {
+        let description = req
+            .description
+            .as_deref()
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .map(str::to_owned);
+        if description
+            .as_deref()
+            .is_some_and(|d| d.chars().count() > MoveRequest::MAX_DESCRIPTION)
+        {
+            return Err(Error::validation(
+                "description",
+                "must be at most 500 characters",
+            ));
+        }
+        let fingerprint = serde_json::json!([
+            kind.as_str(),
+            req.phone.as_str(),
+            req.amount.get(),
+            description
+        ])
+        .to_string();
+        let key = format!("admin:{}", req.idempotency_key.as_str());
+        Ok(Self {
+            req,
+            kind,
+            description,
+            fingerprint,
+            key,
+        })
+    }
+
+    /// The original answer to this key, or the conflict if the body differs.
+    fn replay(&self, app: &App, t: &Transfer) -> Result<MoveReply> {
+        if t.fingerprint != self.fingerprint {
+            return Err(Error::IdempotencyConflict);
+        }
+        Ok(MoveReply {
+            transaction: t.for_wallet(&self.req.phone, app.currency()),
+            replayed: true,
+        })
+    }
+}
+
+impl App {
+    /// An admin credit from `admin_adjustments`; opens the wallet if needed.
+    pub async fn credit(
+        &self,
+        req: MoveRequest,
+        correlation_id: Option<String>,
+    ) -> Result<MoveReply> {
+        let m = Move::new(req, TransactionKind::AdminCredit)?;
+        let now = now_micros();
+        let mut tx = self.db().begin().await?;
+        self.open_wallet(&mut tx, &m.req.phone, now, correlation_id.clone())
+            .await?;
+        let wallet = Account::User(m.req.phone.clone());
+        let transfer = match self
+            .post_move(&mut tx, &m, &Account::AdminAdjustments, &wallet, now)
+            .await?
+        {
+            Posted::New(t) => t,
+            Posted::Replay(reply) => return reply,
+        };
+        let event = Envelope::new(
+            crate::SOURCE,
+            correlation_id,
+            WalletCredited {
+                transaction_id: transfer.id,
+                phone: m.req.phone.clone(),
+                amount: m.req.amount,
+                currency: self.currency().clone(),
+                balance_after: transfer.credit_balance_after,
+                cause: Cause::AdminCredit(m.req.idempotency_key.as_str().to_owned()),
+            },
+        );
+        outbox::enqueue(&mut tx, &event).await?;
+        tx.commit().await?;
+        self.wake_outbox();
+        Ok(self.made(&m, &transfer))
+    }
+
+    /// An admin debit to `spend`; never below zero.
+    pub async fn debit(
+        &self,
+        req: MoveRequest,
+        correlation_id: Option<String>,
+    ) -> Result<MoveReply> {
+        let m = Move::new(req, TransactionKind::AdminDebit)?;
+        let now = now_micros();
+        let mut tx = self.db().begin().await?;
+        if let Some(t) = ledger::find_by_key(&mut tx, &m.key).await? {
+            return m.replay(self, &t);
+        }
+        if fetch_wallet(&mut tx, &m.req.phone).await?.is_none() {
+            return Err(Error::WalletNotFound);
+        }
+        let wallet = Account::User(m.req.phone.clone());
+        let transfer = match self
+            .post_move(&mut tx, &m, &wallet, &Account::Spend, now)
+            .await?
+        {
+            Posted::New(t) => t,
+            Posted::Replay(reply) => return reply,
+        };
+        let event = Envelope::new(
+            crate::SOURCE,
+            correlation_id,
+            WalletDebited {
+                transaction_id: transfer.id,
+                phone: m.req.phone.clone(),
+                amount: m.req.amount,
+                currency: self.currency().clone(),
+                balance_after: transfer.debit_balance_after,
+                cause: Cause::AdminDebit(m.req.idempotency_key.as_str().to_owned()),
+            },
+        );
+        outbox::enqueue(&mut tx, &event).await?;
+        tx.commit().await?;
+        self.wake_outbox();
+        Ok(self.made(&m, &transfer))
+    }
+
+    fn made(&self, m: &Move, t: &Transfer) -> MoveReply {
+        MoveReply {
+            transaction: t.for_wallet(&m.req.phone, self.currency()),
+            replayed: false,
+        }
+    }
+
+    /// Posts `m` from `debit` to `credit` in the caller's transaction, making
+    /// sure the system side exists; a key used before answers its replay.
+    async fn post_move(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        m: &Move,
+        debit: &Account,
+        credit: &Account,
+        now: i64,
+    ) -> Result<Posted> {
+        let system = if matches!(debit, Account::User(_)) {
+            credit
+        } else {
+            debit
+        };
+        ledger::ensure_account(tx, system, self.currency(), now).await?;
+        let posting = Posting {
+            debit,
+            credit,
+            amount: m.req.amount,
+            kind: m.kind,
+            reference: m.req.idempotency_key.as_str(),
+            description: m.description.as_deref(),
+            key: &m.key,
+            fingerprint: &m.fingerprint,
+        };
+        match ledger::post(tx, &posting, now).await {
+            Ok(t) => Ok(Posted::New(t)),
+            Err(PostError::Duplicate(t)) => Ok(Posted::Replay(m.replay(self, &t))),
+            Err(PostError::Race) => {
+                // Another request with this key committed first: answer
+                // with what it made, read outside this doomed transaction.
+                let mut conn = self.db().read().acquire().await?;
+                let t = ledger::find_by_key(&mut conn, &m.key)
+                    .await?
+                    .ok_or_else(|| Error::Ledger("a duplicate key vanished".into()))?;
+                Ok(Posted::Replay(m.replay(self, &t)))
+            }
+            Err(PostError::Insufficient) => Err(Error::InsufficientFunds),
+            Err(PostError::Overflow) => {
+                Err(Error::validation("amount", "would overflow the account"))
+            }
+            Err(PostError::Db(e)) => Err(e.into()),
+            Err(PostError::Kit(e)) => Err(e.into()),
+        }
+    }
+}
+
+/// What posting a move did.
+enum Posted {
+    New(Transfer),
+    /// The key was used before: the answer (its replay, or the conflict).
+    Replay(Result<MoveReply>),
+}
