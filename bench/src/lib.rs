@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 
 pub mod baseline;
 pub mod drive;
-pub mod procstat;
+pub use reliability::procstat;
 pub mod report;
 pub mod run;
 pub mod statements;

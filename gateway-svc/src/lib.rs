@@ -104,7 +104,9 @@ fn routes() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of [`router`], as `/openapi.json` serves it.
 pub fn openapi_spec() -> utoipa::openapi::OpenApi {
-    routes().into_openapi()
+    let mut spec = routes().into_openapi();
+    openapi::complete(&mut spec);
+    spec
 }
 
 /// The whole HTTP surface.

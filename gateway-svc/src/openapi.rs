@@ -52,6 +52,87 @@ impl Modify for AdminToken {
     }
 }
 
+/// The statuses every API operation can answer whatever its handler does,
+/// added where its annotation does not name them, so the document lists every
+/// status a route can answer:
+/// - any `/api/` request: 503 `service_unavailable` (a service unreachable,
+///   or the gateway or a service at capacity, with `Retry-After`);
+/// - a request with a body: 400 `malformed_json`, 413 `payload_too_large`,
+///   415 `unsupported_media_type`, 422 `validation_failed`;
+/// - a request with parameters in its query or path: 422 `validation_failed`
+///   (a path id that cannot exist is the 404 of its kind, named by the route);
+/// - an admin route: 401 `unauthorized`.
+pub fn complete(api: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{
+        ContentBuilder, HeaderBuilder, Ref, RefOr, ResponseBuilder,
+        path::ParameterIn,
+        schema::{ObjectBuilder, Type},
+    };
+    let problem = |description: &str, retry: bool| {
+        let mut r = ResponseBuilder::new().description(description).content(
+            "application/problem+json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        );
+        if retry {
+            r = r.header(
+                "Retry-After",
+                HeaderBuilder::new()
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::Integer)))
+                    .description(Some("Seconds before a retry is likely to be taken"))
+                    .build(),
+            );
+        }
+        r.build()
+    };
+    for (path, item) in api.paths.paths.iter_mut() {
+        if !path.starts_with("/api/") {
+            continue;
+        }
+        let ops = [
+            item.get.as_mut(),
+            item.post.as_mut(),
+            item.patch.as_mut(),
+            item.put.as_mut(),
+            item.delete.as_mut(),
+        ];
+        for op in ops.into_iter().flatten() {
+            let has_body = op.request_body.is_some();
+            let has_params = op.parameters.as_ref().is_some_and(|ps| {
+                ps.iter().any(|p| {
+                    matches!(p, RefOr::T(p)
+                        if matches!(p.parameter_in, ParameterIn::Query | ParameterIn::Header))
+                })
+            });
+            let is_admin = op.security.is_some();
+            let responses = &mut op.responses.responses;
+            let mut add = |status: &str, description: &str, retry: bool| {
+                responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| problem(description, retry).into());
+            };
+            add(
+                "503",
+                "`service_unavailable`: a service cannot be reached, or the platform is at capacity (with `Retry-After`)",
+                true,
+            );
+            if has_body {
+                add("400", "`malformed_json`", false);
+                add("413", "`payload_too_large`", false);
+                add("415", "`unsupported_media_type`", false);
+                add("422", "`validation_failed` with `errors`", false);
+            }
+            if has_params {
+                add("422", "`validation_failed`: a bad parameter", false);
+            }
+            if is_admin {
+                add("401", "`unauthorized`: no or wrong bearer token", false);
+            }
+        }
+    }
+}
+
 /// The spec as served; built once from the same router the server runs.
 static SPEC: LazyLock<String> = LazyLock::new(|| {
     crate::openapi_spec()

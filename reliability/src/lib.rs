@@ -8,6 +8,7 @@ pub mod faults;
 pub mod load;
 pub mod nats_cluster;
 pub mod platform;
+pub mod procstat;
 pub mod verify;
 
 /// A distinct valid US phone number for each `i` below 8,000,000.

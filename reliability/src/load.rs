@@ -77,6 +77,8 @@ pub struct Load {
     pub concurrency: usize,
     /// Tries per attempt while the answers are not definite.
     pub tries: usize,
+    /// No attempt is started after this moment (the rest are left undone).
+    pub until: Option<std::time::Instant>,
 }
 
 impl Load {
@@ -95,8 +97,12 @@ impl Load {
             let (queue, results, turn, http) =
                 (queue.clone(), results.clone(), turn.clone(), http.clone());
             let (bases, tries, progress) = (self.bases.clone(), self.tries, self.progress.clone());
+            let until = self.until;
             tokio::spawn(async move {
                 loop {
+                    if until.is_some_and(|u| std::time::Instant::now() >= u) {
+                        break;
+                    }
                     let next = queue.lock().map(|mut q| q.pop()).unwrap_or(None);
                     let Some((i, attempt)) = next else { break };
                     let mut answers = Vec::new();

@@ -35,11 +35,20 @@ fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// Where the services keep their data.
+pub struct Databases {
+    pub giftcode: String,
+    pub wallet: String,
+    /// giftcode-svc's code key (required with PostgreSQL).
+    pub code_key: Option<String>,
+}
+
 pub struct Stack {
     pub nats: NatsServer,
     pub base: String,
     pub http: reqwest::Client,
-    dir: TempDir,
+    pub dir: TempDir,
+    databases: Databases,
     gateway_env: Vec<(String, String)>,
     giftcode: Option<Child>,
     wallet: Option<Child>,
@@ -50,8 +59,22 @@ impl Stack {
     /// The platform with the gateway's rate limits off and a long redeem
     /// timeout, unless `env` says otherwise.
     pub async fn start(gateway_env: &[(&str, &str)]) -> Stack {
-        let nats = NatsServer::start_with_users();
         let dir = tempfile::tempdir().expect("tempdir");
+        let databases = Databases {
+            giftcode: format!("sqlite://{}/giftcode.db", dir.path().display()),
+            wallet: format!("sqlite://{}/wallet.db", dir.path().display()),
+            code_key: None,
+        };
+        Self::start_on(dir, databases, gateway_env).await
+    }
+
+    /// The platform on `databases` (kept in `dir` if they are files).
+    pub async fn start_on(
+        dir: TempDir,
+        databases: Databases,
+        gateway_env: &[(&str, &str)],
+    ) -> Stack {
+        let nats = NatsServer::start_with_users();
         let port = free_port();
         let mut env: Vec<(String, String)> = vec![
             ("GATEWAY_RATE_LIMIT_PER_IP".into(), "0".into()),
@@ -75,6 +98,7 @@ impl Stack {
                 .expect("client"),
             nats,
             dir,
+            databases,
             gateway_env: env,
             giftcode: None,
             wallet: None,
@@ -116,16 +140,19 @@ impl Stack {
     }
 
     pub fn start_giftcode(&mut self) {
-        let env = vec![
+        let mut env = vec![
             (
                 "GIFTCODE_DATABASE_URL".to_owned(),
-                format!("sqlite://{}/giftcode.db", self.dir.path().display()),
+                self.databases.giftcode.clone(),
             ),
             (
                 "GIFTCODE_HTTP_ADDR".to_owned(),
                 format!("127.0.0.1:{}", free_port()),
             ),
         ];
+        if let Some(key) = &self.databases.code_key {
+            env.push(("GIFTCODE_CODE_KEY".to_owned(), key.clone()));
+        }
         self.giftcode = Some(self.spawn("giftcode-svc", &env));
     }
 
@@ -133,7 +160,7 @@ impl Stack {
         let env = vec![
             (
                 "WALLET_DATABASE_URL".to_owned(),
-                format!("sqlite://{}/wallet.db", self.dir.path().display()),
+                self.databases.wallet.clone(),
             ),
             (
                 "WALLET_HTTP_ADDR".to_owned(),

@@ -9,3 +9,4 @@ mod permissions;
 mod race;
 mod reconcile;
 mod redeem;
+mod upgrade;

@@ -80,3 +80,52 @@ async fn shared_cap_of_100_raced_by_1000() {
     assert_eq!(report["groups"][0]["credited_amount"], 25_000);
     assert_eq!(report["ledger"]["sum_of_balances"], 0);
 }
+
+/// Past its bound on requests in flight the gateway sheds load at once: 503
+/// `service_unavailable` with `Retry-After`, and nothing recorded for it.
+/// Every redeem it took in is answered and credited once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_its_bound_the_gateway_sheds_with_retry_after() {
+    let s = Arc::new(Stack::start(&[("GATEWAY_MAX_IN_FLIGHT", "4")]).await);
+    let group = s
+        .create_group(json!({"name": "Shed", "kind": "unique", "amount": 5, "count": 300}))
+        .await;
+    let codes: Vec<String> = group["codes"]
+        .as_array()
+        .expect("codes")
+        .iter()
+        .map(|c| c.as_str().expect("code").to_owned())
+        .collect();
+    let barrier = Arc::new(Barrier::new(codes.len()));
+    let answers = join_all(codes.iter().enumerate().map(|(i, code)| {
+        let (s, barrier, code) = (s.clone(), barrier.clone(), code.clone());
+        tokio::spawn(async move {
+            barrier.wait().await;
+            s.redeem(&code, &phone(i)).await
+        })
+    }))
+    .await;
+    let (mut won, mut shed) = (0, 0);
+    for a in answers {
+        let (status, body, headers) = a.expect("task");
+        match status {
+            200 => won += 1,
+            503 => {
+                shed += 1;
+                assert_eq!(body["code"], "service_unavailable", "{body}");
+                assert_eq!(headers["retry-after"], "1");
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert!(shed > 0, "300 at once through a bound of 4 shed nothing");
+    let (_, g) = s
+        .get_json(&format!(
+            "/gift-groups/{}",
+            group["id"].as_str().expect("id")
+        ))
+        .await;
+    assert_eq!(g["stats"]["redemptions"], won, "only what was taken in");
+    let (_, report) = s.get_json("/reconciliation").await;
+    assert_eq!(report["ok"], true, "{report}");
+}

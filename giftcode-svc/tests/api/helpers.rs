@@ -39,11 +39,16 @@ pub async fn database_url(backend: Backend, dir: &TempDir) -> String {
 }
 
 pub fn config(nats_url: &str, database_url: &str, backend: Backend) -> Config {
+    config_with(nats_url, database_url, backend, &[])
+}
+
+pub fn config_with(nats_url: &str, database_url: &str, backend: Backend, extra: &[&str]) -> Config {
     let mut args = vec![
         "giftcode-svc".to_owned(),
         format!("--nats-url={nats_url}"),
         format!("--database-url={database_url}"),
     ];
+    args.extend(extra.iter().map(|a| a.to_string()));
     if backend == Backend::Postgres {
         args.push(format!("--code-key={TEST_KEY}"));
     }
@@ -51,13 +56,18 @@ pub fn config(nats_url: &str, database_url: &str, backend: Backend) -> Config {
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, &[]).await
+}
+
+/// The service started with `extra` command-line arguments.
+pub async fn spawn_app_with(backend: Backend, extra: &[&str]) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
         svc_kit::telemetry::init(svc_kit::telemetry::LogFormat::Text);
     }
     let nats = NatsServer::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let url = database_url(backend, &dir).await;
-    let config = config(&nats.url(), &url, backend);
+    let config = config_with(&nats.url(), &url, backend, extra);
     let mut app = TestApp {
         client: connect(&nats.url()).await,
         nats,

@@ -16,7 +16,12 @@ use tokio::sync::Barrier;
 use crate::helpers::*;
 use testkit::on_both_backends;
 
-on_both_backends!(unique_codes_race, shared_cap_race, per_phone_limit_race);
+on_both_backends!(
+    unique_codes_race,
+    shared_cap_race,
+    per_phone_limit_race,
+    past_its_bound_a_request_is_refused_at_once
+);
 
 /// Fires every `(code, phone)` attempt at once; returns outcome word → count.
 async fn race(app: &TestApp, attempts: Vec<(String, String)>) -> HashMap<String, usize> {
@@ -135,4 +140,45 @@ async fn per_phone_limit_race(backend: Backend) {
     }
     assert_eq!(per_phone.len(), 5);
     assert!(per_phone.values().all(|n| *n == 3), "{per_phone:?}");
+}
+
+/// Past `MAX_IN_FLIGHT` a request is refused at once with
+/// `service_unavailable` and a `retry_after`, not queued; what was taken in
+/// is recorded, and nothing else.
+async fn past_its_bound_a_request_is_refused_at_once(backend: Backend) {
+    let app = spawn_app_with(backend, &["--max-in-flight=2"]).await;
+    let (group, codes) = app
+        .create_group(json!({"name": "G", "kind": "unique", "amount": 1, "count": 200}))
+        .await
+        .expect("created");
+    let barrier = Arc::new(Barrier::new(codes.len()));
+    let results = join_all(codes.into_iter().enumerate().map(|(i, code)| {
+        let (client, barrier) = (app.client.clone(), barrier.clone());
+        tokio::spawn(async move {
+            barrier.wait().await;
+            client
+                .call::<_, shared_events::giftcode::RedeemReply>(
+                    ep::REDEEM,
+                    &json!({"code": code, "phone": phone(i)}),
+                    None,
+                )
+                .await
+        })
+    }))
+    .await;
+    let (mut ok, mut refused) = (0, 0);
+    for r in results {
+        match r.expect("task") {
+            Ok(_) => ok += 1,
+            Err(svc_kit::nats::CallError::Service(e)) => {
+                assert_eq!(e.code.as_str(), "service_unavailable", "{e}");
+                assert_eq!(e.retry_after, Some(1));
+                refused += 1;
+            }
+            Err(other) => panic!("{other}"),
+        }
+    }
+    assert!(refused > 0, "200 at once through a bound of 2 refused none");
+    let g = stats(&app, group.id).await;
+    assert_eq!(g.stats.redemptions, ok, "exactly the ones taken in");
 }

@@ -9,6 +9,7 @@
 //! keeps every scenario and fault at a fraction of the load.
 
 mod fuzz;
+mod overload;
 
 use std::time::{Duration, Instant};
 
@@ -24,7 +25,7 @@ use reliability::{
 use serde_json::{Value, json};
 
 /// Creates a group through the gateway; returns its id and codes.
-async fn create_group(admin: &Admin, body: Value) -> (String, Vec<String>) {
+pub(crate) async fn create_group(admin: &Admin, body: Value) -> (String, Vec<String>) {
     let (status, group) = admin.post("/gift-groups", body).await;
     assert_eq!(status, 201, "{group}");
     let id = group["id"].as_str().expect("id").to_owned();
@@ -74,6 +75,7 @@ fn load(p: &Platform, concurrency: usize) -> Load {
         progress: Progress::default(),
         concurrency,
         tries: 4,
+        until: None,
     }
 }
 
@@ -100,7 +102,13 @@ async fn under_fire(
 }
 
 /// Prints and writes down a scenario's figures.
-fn figures(name: &str, outcomes: &[Outcome], faults: &[String], load_time: Duration, v: &Verified) {
+pub(crate) fn figures(
+    name: &str,
+    outcomes: &[Outcome],
+    faults: &[String],
+    load_time: Duration,
+    v: &Verified,
+) {
     let (last, all) = tally(outcomes);
     let sent: usize = all.values().sum();
     let text = format!(

@@ -1,5 +1,6 @@
 //! CPU time and peak memory of a process, read from `/proc` (Linux only):
-//! what the benchmark charges to each process of the platform.
+//! what the benchmark charges to each process of the platform, and what the
+//! overload scenario holds each service to.
 
 use std::sync::OnceLock;
 
