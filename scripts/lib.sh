@@ -119,3 +119,27 @@ ensure_postgres() {
   fi
   export PG_BIN_DIR="$dir"
 }
+
+# schemathesis (pinned) in a virtualenv under .tools/schemathesis, for
+# scripts/fuzz-api.sh.
+SCHEMATHESIS_VERSION=4.32.5
+ensure_schemathesis() {
+  local st="$TOOLS/schemathesis/bin/st"
+  if [ -x "$st" ] && "$st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+    return 0
+  fi
+  say "installing schemathesis $SCHEMATHESIS_VERSION (PyPI) into .tools/schemathesis"
+  command -v python3 >/dev/null || die "python3 is needed for schemathesis: apt-get install python3 python3-venv"
+  if ! python3 -m venv "$TOOLS/schemathesis" >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null \
+        || die "apt-get install python3-venv failed"
+      rm -rf "$TOOLS/schemathesis"
+      python3 -m venv "$TOOLS/schemathesis" || die "cannot create a virtualenv in .tools/schemathesis"
+    else
+      die "python3 -m venv does not work: sudo apt-get install python3-venv"
+    fi
+  fi
+  timeout 600 "$TOOLS/schemathesis/bin/pip" install --quiet --disable-pip-version-check \
+    "schemathesis==$SCHEMATHESIS_VERSION" || die "pip install schemathesis==$SCHEMATHESIS_VERSION failed (is PyPI reachable?)"
+}

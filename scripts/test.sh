@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, and every test of every crate.
-# Installs nats-server (>= 2.12) and PostgreSQL when missing; the tests start
-# private instances of both, so nothing needs to be running.
+# The whole test suite: formatting, lints, every test of every crate, then
+# schemathesis against the API's own OpenAPI document (scripts/fuzz-api.sh).
+# Installs nats-server (>= 2.12), PostgreSQL and schemathesis when missing;
+# the tests start private instances of everything, so nothing needs to be
+# running.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -27,3 +29,5 @@ say "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 say "cargo test"
 cargo test --workspace "$@"
+say "the HTTP API against its own OpenAPI document (schemathesis)"
+./scripts/fuzz-api.sh

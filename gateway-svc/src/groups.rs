@@ -20,6 +20,7 @@ use shared_events::{
 };
 use svc_kit::nats::CallError;
 use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
 
 use crate::{
     AppState,
@@ -34,8 +35,14 @@ pub struct PageQuery {
     /// 1–500, default 50.
     pub limit: Option<Limit>,
     /// `next_cursor` of the previous page.
-    #[param(min_length = 1, max_length = 64)]
-    pub cursor: Option<String>,
+    pub cursor: Option<Uuid>,
+}
+
+impl PageQuery {
+    /// The cursor as the services take it.
+    pub fn cursor(&self) -> Option<String> {
+        self.cursor.map(|c| c.to_string())
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -47,8 +54,7 @@ pub struct CodesQuery {
     /// 1–500, default 50.
     limit: Option<Limit>,
     /// `next_cursor` of the previous page.
-    #[param(min_length = 1, max_length = 64)]
-    cursor: Option<String>,
+    cursor: Option<Uuid>,
 }
 
 /// A new group with its full codes: the only time they are shown.
@@ -185,7 +191,7 @@ pub async fn list(
 ) -> ApiResult<axum::Json<Page<Group>>> {
     let req = ListGroupsRequest {
         limit: q.limit,
-        cursor: q.cursor,
+        cursor: q.cursor(),
     };
     Ok(axum::Json(
         s.nats.request::<gc::GroupsList>(&req, Some(&rid)).await?,
@@ -263,7 +269,7 @@ pub async fn codes(
         group_id,
         status: q.status,
         limit: q.limit,
-        cursor: q.cursor,
+        cursor: q.cursor.map(|c| c.to_string()),
     };
     Ok(axum::Json(
         s.nats.request::<gc::CodesList>(&req, Some(&rid)).await?,
@@ -289,7 +295,7 @@ pub async fn redemptions(
     let req = ListRedemptionsRequest {
         group_id,
         limit: q.limit,
-        cursor: q.cursor,
+        cursor: q.cursor(),
     };
     Ok(axum::Json(
         s.nats
@@ -301,7 +307,7 @@ pub async fn redemptions(
 #[utoipa::path(
     get, path = "/gift-codes/{code}", tag = "gift-groups",
     summary = "One code's details, looked up by the full code",
-    security(("admin" = [])), params(("code" = String, Path, description = "The full code, any case, dashes optional")),
+    security(("admin" = [])), params(("code" = String, Path, max_length = 64, pattern = "^[ -]*(?:[A-Za-z0-9][ -]*){4,32}$", description = "The full code, any case, dashes optional")),
     responses(
         (status = 200, body = CodeDetails),
         (status = 401, description = "`unauthorized`: no or wrong bearer token", body = Problem, content_type = "application/problem+json"),

@@ -28,7 +28,7 @@ use crate::error::Problem;
             `application/problem+json` with a stable `code` (DESIGN.md §9).",
     ),
     servers((url = "/", description = "this gateway")),
-    components(schemas(Problem)),
+    components(schemas(Problem, shared_events::Limit)),
     modifiers(&AdminToken),
     tags(
         (name = "redemptions", description = "Public: redeem a code, follow a redemption"),

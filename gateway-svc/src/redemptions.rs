@@ -36,9 +36,8 @@ pub struct RedeemBody {
     /// The gift code; case, spaces and dashes do not matter.
     #[schema(
         example = "K7QX-4M9P-2ZHD",
-        min_length = 4,
         max_length = 64,
-        pattern = "^[A-Za-z0-9 -]{4,64}$"
+        pattern = "^[ -]*(?:[A-Za-z0-9][ -]*){4,32}$"
     )]
     code: String,
     /// E.164, or national format in `DEFAULT_REGION`.

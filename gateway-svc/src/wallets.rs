@@ -24,6 +24,34 @@ use crate::{
     groups::PageQuery,
 };
 
+/// A page of wallets: they are in phone order, and the cursor is a phone.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct WalletsQuery {
+    /// 1–500, default 50.
+    limit: Option<shared_events::Limit>,
+    /// `next_cursor` of the previous page.
+    #[param(value_type = Option<String>, min_length = 1, max_length = 32)]
+    cursor: Option<PhoneCursor>,
+}
+
+/// The cursor of the wallets list: the last phone of the previous page, as
+/// text (1–32 characters; any text is a position in phone order).
+#[derive(Debug)]
+pub struct PhoneCursor(String);
+
+impl<'de> Deserialize<'de> for PhoneCursor {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if (1..=32).contains(&s.chars().count()) {
+            Ok(Self(s))
+        } else {
+            Err(serde::de::Error::custom("must be 1 to 32 characters"))
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
@@ -73,7 +101,7 @@ pub async fn create(
 
 #[utoipa::path(
     get, path = "/wallets", tag = "wallets", summary = "Wallets, in phone order",
-    security(("admin" = [])), params(PageQuery),
+    security(("admin" = [])), params(WalletsQuery),
     responses(
         (status = 200, body = Page<Wallet>),
         (status = 401, description = "`unauthorized`: no or wrong bearer token", body = Problem, content_type = "application/problem+json"),
@@ -85,11 +113,11 @@ pub async fn list(
     _: Admin,
     State(s): State<AppState>,
     RequestId(rid): RequestId,
-    Params(q): Params<PageQuery>,
+    Params(q): Params<WalletsQuery>,
 ) -> ApiResult<axum::Json<Page<Wallet>>> {
     let req = ListWalletsRequest {
         limit: q.limit,
-        cursor: q.cursor,
+        cursor: q.cursor.map(|c| c.0),
     };
     Ok(axum::Json(
         s.nats.request::<wl::WalletsList>(&req, Some(&rid)).await?,
@@ -138,7 +166,7 @@ pub async fn transactions(
     let req = ListTransactionsRequest {
         phone,
         limit: q.limit,
-        cursor: q.cursor,
+        cursor: q.cursor(),
     };
     Ok(axum::Json(
         s.nats

@@ -63,7 +63,9 @@ pub struct CreateGroupRequest {
         schema(min_length = 1, max_length = 100, pattern = r"\S")
     )]
     pub name: String,
-    /// Required.
+    /// Required (an `Option` here so that a missing kind is reported with
+    /// the request's other faults).
+    #[cfg_attr(feature = "openapi", schema(value_type = GroupKind, required = true))]
     pub kind: Option<GroupKind>,
     pub amount: Amount,
     /// Unique groups: how many codes, 1–1,000,000.
@@ -76,7 +78,10 @@ pub struct CreateGroupRequest {
     pub max_redemptions: Option<i64>,
     /// Shared groups: a custom code, 4–32 of A–Z, 0–9 and `-`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9-]{4,32}$"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 32, pattern = "^-*(?:[A-Za-z0-9]-*){4,32}$")
+    )]
     pub code: Option<String>,
     /// 1–10 of A–Z and 0–9, put before generated codes.
     #[serde(default, skip_serializing_if = "Option::is_none")]

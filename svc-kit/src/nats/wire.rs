@@ -28,9 +28,30 @@ pub fn parse_request<T: DeserializeOwned>(payload: &[u8]) -> Result<T, ServiceEr
 }
 
 /// Reads a JSON value into `T`, refusing as [`parse_request`] does.
-pub fn decode_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ServiceError> {
+pub fn decode_value<T: DeserializeOwned>(mut value: serde_json::Value) -> Result<T, ServiceError> {
+    whole_numbers(&mut value);
     serde_path_to_error::deserialize(value)
         .map_err(|e| refusal(&e.path().to_string(), &e.inner().to_string()))
+}
+
+/// JSON has one number type: `500.0` is the integer 500 to JSON Schema (and
+/// to the OpenAPI document), so it is read as one. A fraction stays a
+/// fraction and is refused where an integer is wanted.
+fn whole_numbers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+                && f.abs() < 9.0e15
+            {
+                *value = Value::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers),
+        Value::Object(fields) => fields.values_mut().for_each(whole_numbers),
+        _ => {}
+    }
 }
 
 /// The refusal of a value serde rejected at `path` with `message`.
@@ -172,5 +193,10 @@ mod tests {
         }
         let ok: Req = parse_request(br#"{"phone": "+14155552671", "amount": 5}"#).expect("ok");
         assert_eq!(ok.amount.get(), 5);
+        // 500.0 is a whole number to JSON Schema; 2.5 is not.
+        let ok: Req = parse_request(br#"{"phone": "+14155552671", "amount": 500.0}"#).expect("ok");
+        assert_eq!(ok.amount.get(), 500);
+        let e = refused(r#"{"phone": "+14155552671", "amount": 2.5}"#);
+        assert_eq!(e.errors[0].field, "amount");
     }
 }
