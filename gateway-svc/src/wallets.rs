@@ -31,25 +31,10 @@ use crate::{
 pub struct WalletsQuery {
     /// 1–500, default 50.
     limit: Option<shared_events::Limit>,
-    /// `next_cursor` of the previous page.
-    #[param(value_type = Option<String>, min_length = 1, max_length = 32)]
-    cursor: Option<PhoneCursor>,
-}
-
-/// The cursor of the wallets list: the last phone of the previous page, as
-/// text (1–32 characters; any text is a position in phone order).
-#[derive(Debug)]
-pub struct PhoneCursor(String);
-
-impl<'de> Deserialize<'de> for PhoneCursor {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        if (1..=32).contains(&s.chars().count()) {
-            Ok(Self(s))
-        } else {
-            Err(serde::de::Error::custom("must be 1 to 32 characters"))
-        }
-    }
+    /// `next_cursor` of the previous page: the last phone of that page (any
+    /// `+` and digits are a position in phone order).
+    #[param(pattern = r"^\+[0-9]{1,16}$")]
+    cursor: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -117,7 +102,7 @@ pub async fn list(
 ) -> ApiResult<axum::Json<Page<Wallet>>> {
     let req = ListWalletsRequest {
         limit: q.limit,
-        cursor: q.cursor.map(|c| c.0),
+        cursor: q.cursor,
     };
     Ok(axum::Json(
         s.nats.request::<wl::WalletsList>(&req, Some(&rid)).await?,

@@ -79,16 +79,12 @@ impl Error {
 }
 
 impl svc_kit::ReplyError for Error {
-    /// The reply body. Internal details stay in the log.
     fn to_reply(&self) -> ServiceError {
-        match self {
-            Self::Validation(errors) => ServiceError::fields(errors.clone()),
-            Self::Overloaded => ServiceError::overloaded("giftcode"),
-            other if other.code() == ErrorCode::Internal => {
-                ServiceError::new(ErrorCode::Internal, "internal error")
-            }
-            other => ServiceError::new(other.code(), other.to_string()),
-        }
+        let fields = match self {
+            Self::Validation(errors) => errors.as_slice(),
+            _ => &[],
+        };
+        svc_kit::error::reply_for(self.code(), self, fields)
     }
 }
 

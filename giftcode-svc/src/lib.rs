@@ -17,11 +17,10 @@ pub mod redemptions;
 use std::{future::Future, sync::Arc};
 
 use shared_events::{
-    Currency,
     endpoint::giftcode as ep,
     subjects::{GIFTCODE_EVENTS, GIFTCODE_SERVICE, WALLET_EVENTS, events},
 };
-use svc_kit::{Kit, Service, consumer, db::Migrations};
+use svc_kit::{HasKit, Kit, Service, consumer, db::Migrations};
 use tokio::net::TcpListener;
 
 pub use config::Config;
@@ -32,13 +31,8 @@ pub const SOURCE: &str = "giftcode-svc";
 /// The durable consumer of credit events, shared by all replicas.
 pub const CREDITS_CONSUMER: &str = "giftcode-svc-credits";
 
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
-
-pub const MIGRATIONS: Migrations = Migrations {
-    sqlite: &SQLITE_MIGRATIONS,
-    postgres: &POSTGRES_MIGRATIONS,
-};
+/// `migrations/`, then svc-kit's (the outbox and processed events).
+pub const MIGRATIONS: Migrations = svc_kit::migrations!();
 
 /// The service's state: cheap to clone, shared by every request.
 #[derive(Clone)]
@@ -47,48 +41,38 @@ pub struct App(Arc<Inner>);
 struct Inner {
     kit: Kit,
     key: codes::CodeKey,
-    currency: Currency,
     committer: redeem::commit::Committer,
 }
 
 impl App {
     /// Opens the database (running migrations) and loads the code key.
     pub async fn open(config: &Config) -> Result<Self> {
-        let kit = Kit::open(SOURCE, &config.database_url, &MIGRATIONS).await?;
+        let kit = Kit::open(SOURCE, &config.kit, &MIGRATIONS).await?;
         let key = keys::load(config.code_key.as_deref(), &kit.db).await?;
         Ok(Self(Arc::new(Inner {
             committer: redeem::commit::Committer::start(kit.db.clone(), config.kit.max_in_flight),
             kit,
             key,
-            currency: config.currency.clone(),
         })))
     }
 
-    pub fn db(&self) -> &svc_kit::db::Db {
-        &self.0.kit.db
-    }
-    pub fn metrics(&self) -> &svc_kit::metrics::Metrics {
-        &self.0.kit.metrics
-    }
     pub(crate) fn key(&self) -> &codes::CodeKey {
         &self.0.key
-    }
-    pub(crate) fn currency(&self) -> &Currency {
-        &self.0.currency
-    }
-    pub(crate) fn wake_outbox(&self) {
-        self.0.kit.outbox.wake();
     }
     pub(crate) fn committer(&self) -> &redeem::commit::Committer {
         &self.0.committer
     }
 }
 
+impl HasKit for App {
+    fn kit(&self) -> &Kit {
+        &self.0.kit
+    }
+}
+
 /// What the service has: its stream, its consumer of credits, its endpoints.
 pub fn service(app: App) -> Service<App> {
-    let kit = app.0.kit.clone();
     Service::new(
-        &kit,
         app,
         GIFTCODE_SERVICE,
         "Gift-code groups, codes and redemptions",

@@ -12,6 +12,7 @@ use crate::{
     App,
     error::{Error, Result},
 };
+use svc_kit::HasKit;
 
 impl App {
     pub async fn reconciliation_page(&self, req: PageRequest) -> Result<ItemPage> {

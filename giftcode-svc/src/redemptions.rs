@@ -13,6 +13,7 @@ use crate::{
     error::{Error, Result},
     groups::parse_cursor,
 };
+use svc_kit::HasKit;
 
 /// The columns [`from_row`] reads, joined with the group's name.
 macro_rules! redemption_select {

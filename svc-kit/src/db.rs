@@ -49,6 +49,21 @@ pub struct Migrations {
     pub postgres: &'static Migrator,
 }
 
+/// The migrations of the crate that calls it (`./migrations/sqlite` and
+/// `./migrations/postgres` beside its `Cargo.toml`), as [`Migrations`]:
+/// `pub const MIGRATIONS: Migrations = svc_kit::migrations!();`
+#[macro_export]
+macro_rules! migrations {
+    () => {{
+        static SQLITE: ::sqlx::migrate::Migrator = ::sqlx::migrate!("./migrations/sqlite");
+        static POSTGRES: ::sqlx::migrate::Migrator = ::sqlx::migrate!("./migrations/postgres");
+        $crate::db::Migrations {
+            sqlite: &SQLITE,
+            postgres: &POSTGRES,
+        }
+    }};
+}
+
 static KIT_SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
 static KIT_POSTGRES: Migrator = sqlx::migrate!("./migrations/postgres");
 

@@ -3,7 +3,7 @@
 //! this one and maps it to `internal` (DESIGN.md §9): none of it is the
 //! caller's fault.
 
-use shared_events::ServiceError;
+use shared_events::{ErrorCode, FieldError, ServiceError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -43,9 +43,26 @@ pub trait ReplyError: std::error::Error + Send + Sync + 'static {
     fn to_reply(&self) -> ServiceError;
 }
 
+/// The reply for an error whose word is `code`: a failure of ours says only
+/// `internal` (its detail is for the log), `validation_failed` names its
+/// `fields`, `service_unavailable` from a service means it is at capacity
+/// (retry in a second), anything else says what the error says.
+pub fn reply_for(
+    code: ErrorCode,
+    e: &dyn std::error::Error,
+    fields: &[FieldError],
+) -> ServiceError {
+    match code {
+        ErrorCode::Internal => ServiceError::new(code, "internal error"),
+        ErrorCode::ValidationFailed => ServiceError::fields(fields.to_vec()),
+        ErrorCode::ServiceUnavailable => ServiceError::overloaded("the service"),
+        _ => ServiceError::new(code, e.to_string()),
+    }
+}
+
 impl ReplyError for Error {
     fn to_reply(&self) -> ServiceError {
-        ServiceError::new(shared_events::ErrorCode::Internal, "internal error")
+        reply_for(ErrorCode::Internal, self, &[])
     }
 }
 

@@ -21,7 +21,7 @@ pub mod time;
 
 pub use endpoints::{Ctx, Endpoints};
 pub use error::{Error, ReplyError};
-pub use runtime::{Args, Kit, Service};
+pub use runtime::{Args, HasKit, Kit, Service};
 
 /// Resolves on SIGTERM or Ctrl-C: the start of a graceful drain (DESIGN.md §10).
 pub async fn shutdown_signal() {

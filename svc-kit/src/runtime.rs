@@ -13,14 +13,14 @@
 //!
 //! and on shutdown drains them in dependency order ([`crate::drain`]).
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use async_nats::{
     Client,
     jetstream::{self, Message},
 };
 use futures::future::BoxFuture;
-use shared_events::subjects::StreamDef;
+use shared_events::{Currency, subjects::StreamDef};
 use tokio::{net::TcpListener, sync::Semaphore};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -38,14 +38,33 @@ use crate::{
     telemetry::LogFormat,
 };
 
-/// The settings every service shares, flattened into its `Config` (so each
+/// The names a service gives the settings that are its own
+/// (`<SVC>_HTTP_ADDR`, `<SVC>_DATABASE_URL`) and their defaults.
+pub trait Names: Clone + Send + Sync + std::fmt::Debug + 'static {
+    const HTTP_ADDR_ENV: &'static str;
+    const HTTP_ADDR_DEFAULT: &'static str;
+    const DATABASE_URL_ENV: &'static str;
+    const DATABASE_URL_DEFAULT: &'static str;
+}
+
+/// The settings every service has, flattened into its `Config` (so each
 /// binary's `--help` lists them).
 #[derive(Debug, Clone, clap::Args)]
-pub struct Args {
+pub struct Args<N: Names> {
     #[command(flatten)]
     pub nats: NatsArgs,
     #[command(flatten)]
     pub streams: StreamArgs,
+    /// Address of the health and metrics HTTP server.
+    #[arg(long, env = N::HTTP_ADDR_ENV, default_value = N::HTTP_ADDR_DEFAULT)]
+    pub http_addr: SocketAddr,
+    /// sqlite://PATH (created on first start), sqlite::memory: or postgres://…
+    #[arg(long, env = N::DATABASE_URL_ENV, default_value = N::DATABASE_URL_DEFAULT)]
+    pub database_url: String,
+    /// The platform currency (ISO 4217), on every amount. Events in another
+    /// currency are refused.
+    #[arg(long, env = "CURRENCY", default_value = "USD")]
+    pub currency: Currency,
     /// NATS requests handled at once. Past it a request is refused at once
     /// with `service_unavailable` (the gateway answers 503 with Retry-After)
     /// instead of queueing without bound.
@@ -54,32 +73,61 @@ pub struct Args {
     /// Log output: text or json.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    #[arg(skip)]
+    pub names: std::marker::PhantomData<N>,
 }
 
-/// What the runtime needs of a service's state: its database, its metrics and
-/// its outbox's waker. Built once by [`Kit::open`]; the service keeps it.
+/// What the runtime needs of a service's state: its database, its metrics,
+/// its outbox's waker, and the platform currency. Built once by
+/// [`Kit::open`]; the service keeps it and reaches it through [`HasKit`].
 #[derive(Clone)]
 pub struct Kit {
     pub name: &'static str,
     pub db: Db,
     pub metrics: Metrics,
     pub outbox: Waker,
+    pub currency: Currency,
 }
 
 impl Kit {
-    /// Opens (creating if needed) the database at `url` and runs the
+    /// Opens (creating if needed) the database of `args` and runs the
     /// service's migrations, then svc-kit's.
-    pub async fn open(
+    pub async fn open<N: Names>(
         name: &'static str,
-        url: &str,
+        args: &Args<N>,
         migrations: &Migrations,
     ) -> Result<Self, Error> {
         Ok(Kit {
             name,
-            db: Db::connect(url, migrations).await?,
+            db: Db::connect(&args.database_url, migrations).await?,
             metrics: Metrics::new(name),
             outbox: Waker::default(),
+            currency: args.currency.clone(),
         })
+    }
+}
+
+/// A service's state, holding its [`Kit`]: the runtime's handles come with it.
+pub trait HasKit {
+    fn kit(&self) -> &Kit;
+
+    fn db(&self) -> &Db {
+        &self.kit().db
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.kit().metrics
+    }
+
+    /// The platform currency.
+    fn currency(&self) -> &Currency {
+        &self.kit().currency
+    }
+
+    /// Wakes the outbox publisher after a commit that added events, so they
+    /// leave at once instead of at its next poll.
+    fn wake_outbox(&self) {
+        self.kit().outbox.wake();
     }
 }
 
@@ -99,12 +147,12 @@ pub struct Service<S> {
     endpoints: Endpoints<S>,
 }
 
-impl<S: Clone + Send + Sync + 'static> Service<S> {
+impl<S: HasKit + Clone + Send + Sync + 'static> Service<S> {
     /// The NATS service `api` (what `nats micro ls` shows) of a process
     /// whose state is `state`.
-    pub fn new(kit: &Kit, state: S, api: &'static str, description: &'static str) -> Self {
+    pub fn new(state: S, api: &'static str, description: &'static str) -> Self {
         Self {
-            kit: kit.clone(),
+            kit: state.kit().clone(),
             state,
             api,
             description,
@@ -144,9 +192,9 @@ impl<S: Clone + Send + Sync + 'static> Service<S> {
     }
 
     /// Runs the service until `shutdown` resolves, then drains it.
-    pub async fn run(
+    pub async fn run<N: Names>(
         self,
-        args: &Args,
+        args: &Args<N>,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {

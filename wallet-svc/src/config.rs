@@ -1,9 +1,6 @@
 //! Configuration from flags or environment variables (DESIGN.md §10). `--help`
-//! lists every variable with its default.
-
-use std::net::SocketAddr;
-
-use shared_events::Currency;
+//! lists every variable with its default: svc-kit's (NATS, streams, the HTTP
+//! address, the database, the currency, bounds, logs) and wallet-svc's own.
 
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -14,23 +11,7 @@ use shared_events::Currency;
 )]
 pub struct Config {
     #[command(flatten)]
-    pub kit: svc_kit::Args,
-
-    /// Address of the health and metrics HTTP server.
-    #[arg(long, env = "WALLET_HTTP_ADDR", default_value = "0.0.0.0:8081")]
-    pub http_addr: SocketAddr,
-
-    /// sqlite://PATH (created on first start), sqlite::memory: or postgres://…
-    #[arg(
-        long,
-        env = "WALLET_DATABASE_URL",
-        default_value = "sqlite://data/wallet.db"
-    )]
-    pub database_url: String,
-
-    /// The platform currency (ISO 4217). Events in another currency are refused.
-    #[arg(long, env = "CURRENCY", default_value = "USD")]
-    pub currency: Currency,
+    pub kit: svc_kit::Args<Env>,
 
     /// How long JetStream waits for the ack of a redemption event before
     /// delivering it again.
@@ -43,4 +24,15 @@ pub struct Config {
     #[cfg(feature = "fault-injection")]
     #[arg(long, env = "WALLET_FAULT_CRASH_AFTER_COMMIT", default_value_t = false)]
     pub fault_crash_after_commit: bool,
+}
+
+/// wallet-svc's names for svc-kit's settings.
+#[derive(Debug, Clone)]
+pub struct Env;
+
+impl svc_kit::runtime::Names for Env {
+    const HTTP_ADDR_ENV: &'static str = "WALLET_HTTP_ADDR";
+    const HTTP_ADDR_DEFAULT: &'static str = "0.0.0.0:8081";
+    const DATABASE_URL_ENV: &'static str = "WALLET_DATABASE_URL";
+    const DATABASE_URL_DEFAULT: &'static str = "sqlite://data/wallet.db";
 }

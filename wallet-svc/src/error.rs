@@ -29,7 +29,8 @@ pub enum Error {
 }
 
 impl Error {
-    pub fn validation(field: &str, message: impl Into<String>) -> Self {
+    /// One field at fault.
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
         Self::Validation(vec![FieldError::new(field, message)])
     }
 
@@ -49,13 +50,12 @@ impl Error {
 
 impl svc_kit::ReplyError for Error {
     fn to_reply(&self) -> ServiceError {
-        match self {
-            Self::Validation(errors) => ServiceError::fields(errors.clone()),
-            other if other.code() == ErrorCode::Internal => {
-                ServiceError::new(ErrorCode::Internal, "internal error")
-            }
-            other => ServiceError::new(other.code(), other.to_string()),
-        }
+        let fields = if let Self::Validation(errors) = self {
+            errors.as_slice()
+        } else {
+            &[]
+        };
+        svc_kit::error::reply_for(self.code(), self, fields)
     }
 }
 

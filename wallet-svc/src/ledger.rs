@@ -16,6 +16,7 @@ use sqlx::{AnyConnection, Row, any::AnyRow};
 use svc_kit::{db::RowExt, time::from_micros};
 
 use crate::{App, error::Result};
+use svc_kit::HasKit;
 
 macro_rules! transfer_select {
     () => {

@@ -17,11 +17,10 @@ pub mod wallets;
 use std::{future::Future, sync::Arc, time::Duration};
 
 use shared_events::{
-    Currency,
     endpoint::wallet as ep,
     subjects::{GIFTCODE_EVENTS, WALLET_EVENTS, WALLET_SERVICE, events},
 };
-use svc_kit::{Kit, Service, consumer, db::Migrations};
+use svc_kit::{HasKit, Kit, Service, consumer, db::Migrations};
 use tokio::net::TcpListener;
 
 pub use config::Config;
@@ -32,13 +31,8 @@ pub const SOURCE: &str = "wallet-svc";
 /// The durable consumer of redemption events, shared by all replicas.
 pub const REDEMPTIONS_CONSUMER: &str = "wallet-svc-redemptions";
 
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
-
-pub const MIGRATIONS: Migrations = Migrations {
-    sqlite: &SQLITE_MIGRATIONS,
-    postgres: &POSTGRES_MIGRATIONS,
-};
+/// `migrations/`, then svc-kit's (the outbox and processed events).
+pub const MIGRATIONS: Migrations = svc_kit::migrations!();
 
 /// The service's state: cheap to clone, shared by every request.
 #[derive(Clone)]
@@ -46,7 +40,6 @@ pub struct App(Arc<Inner>);
 
 struct Inner {
     kit: Kit,
-    currency: Currency,
     /// Fault injection (test builds only): exit after a credit commits.
     #[cfg(feature = "fault-injection")]
     crash_after_commit: bool,
@@ -56,85 +49,72 @@ impl App {
     /// Opens the database, running its migrations.
     pub async fn open(config: &Config) -> Result<Self> {
         Ok(Self(Arc::new(Inner {
-            kit: Kit::open(SOURCE, &config.database_url, &MIGRATIONS).await?,
-            currency: config.currency.clone(),
+            kit: Kit::open(SOURCE, &config.kit, &MIGRATIONS).await?,
             #[cfg(feature = "fault-injection")]
             crash_after_commit: config.fault_crash_after_commit,
         })))
     }
 
-    pub fn db(&self) -> &svc_kit::db::Db {
-        &self.0.kit.db
-    }
-    pub fn metrics(&self) -> &svc_kit::metrics::Metrics {
-        &self.0.kit.metrics
-    }
-    pub(crate) fn currency(&self) -> &Currency {
-        &self.0.currency
-    }
-    pub(crate) fn wake_outbox(&self) {
-        self.0.kit.outbox.wake();
-    }
     #[cfg(feature = "fault-injection")]
     pub(crate) fn crash_after_commit(&self) -> bool {
         self.0.crash_after_commit
     }
 }
 
+impl HasKit for App {
+    fn kit(&self) -> &Kit {
+        &self.0.kit
+    }
+}
+
 /// What the service has: its stream, its consumer of redemptions, its
 /// endpoints.
 pub fn service(app: App, ack_wait: Duration) -> Service<App> {
-    let kit = app.0.kit.clone();
-    Service::new(
-        &kit,
-        app,
-        WALLET_SERVICE,
-        "Wallets and their double-entry ledger",
-    )
-    .publishes(WALLET_EVENTS)
-    .consumes(
-        GIFTCODE_EVENTS,
-        consumer::Spec {
-            stream: GIFTCODE_EVENTS.name,
-            durable: REDEMPTIONS_CONSUMER.to_owned(),
-            filter: events::CODE_REDEEMED,
-            ack_wait,
-            batch: 256,
-        },
-        consumers::code_redeemed::handle,
-    )
-    .endpoints(|e| {
-        e.endpoint::<ep::WalletsCreate, _, _, _>(|app, ctx, req| async move {
-            app.create_wallet(&req.phone, ctx.request_id).await
-        })
-        .endpoint::<ep::WalletsGet, _, _, _>(|app, _, req| async move {
-            app.get_wallet(&req.phone).await
-        })
-        .endpoint::<ep::WalletsList, _, _, _>(
-            |app, _, req| async move { app.list_wallets(req).await },
+    Service::new(app, WALLET_SERVICE, "Wallets and their double-entry ledger")
+        .publishes(WALLET_EVENTS)
+        .consumes(
+            GIFTCODE_EVENTS,
+            consumer::Spec {
+                stream: GIFTCODE_EVENTS.name,
+                durable: REDEMPTIONS_CONSUMER.to_owned(),
+                filter: events::CODE_REDEEMED,
+                ack_wait,
+                batch: 256,
+            },
+            consumers::code_redeemed::handle,
         )
-        .endpoint::<ep::TransactionsList, _, _, _>(|app, _, req| async move {
-            app.list_transactions(req).await
+        .endpoints(|e| {
+            e.endpoint::<ep::WalletsCreate, _, _, _>(|app, ctx, req| async move {
+                app.create_wallet(&req.phone, ctx.request_id).await
+            })
+            .endpoint::<ep::WalletsGet, _, _, _>(|app, _, req| async move {
+                app.get_wallet(&req.phone).await
+            })
+            .endpoint::<ep::WalletsList, _, _, _>(|app, _, req| async move {
+                app.list_wallets(req).await
+            })
+            .endpoint::<ep::TransactionsList, _, _, _>(|app, _, req| async move {
+                app.list_transactions(req).await
+            })
+            .endpoint::<ep::CreditsCreate, _, _, _>(|app, ctx, req| async move {
+                app.credit(req, ctx.request_id).await
+            })
+            .endpoint::<ep::DebitsCreate, _, _, _>(|app, ctx, req| async move {
+                app.debit(req, ctx.request_id).await
+            })
+            .endpoint::<ep::FundingGet, _, _, _>(|app, _, req| async move {
+                app.funding(req.group_id).await
+            })
+            .endpoint::<ep::LedgerCheckRun, _, _, _>(
+                |app, _, _| async move { app.ledger_check().await },
+            )
+            .endpoint::<ep::RedemptionsGet, _, _, _>(|app, _, req| async move {
+                app.redemption_credit(req.redemption_id).await
+            })
+            .endpoint::<ep::ReconciliationPage, _, _, _>(|app, _, req| async move {
+                app.reconciliation_page(req).await
+            })
         })
-        .endpoint::<ep::CreditsCreate, _, _, _>(|app, ctx, req| async move {
-            app.credit(req, ctx.request_id).await
-        })
-        .endpoint::<ep::DebitsCreate, _, _, _>(|app, ctx, req| async move {
-            app.debit(req, ctx.request_id).await
-        })
-        .endpoint::<ep::FundingGet, _, _, _>(|app, _, req| async move {
-            app.funding(req.group_id).await
-        })
-        .endpoint::<ep::LedgerCheckRun, _, _, _>(
-            |app, _, _| async move { app.ledger_check().await },
-        )
-        .endpoint::<ep::RedemptionsGet, _, _, _>(|app, _, req| async move {
-            app.redemption_credit(req.redemption_id).await
-        })
-        .endpoint::<ep::ReconciliationPage, _, _, _>(|app, _, req| async move {
-            app.reconciliation_page(req).await
-        })
-    })
 }
 
 /// Runs the service until `shutdown` resolves, then drains it (svc-kit's

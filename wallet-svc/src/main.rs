@@ -13,9 +13,9 @@ async fn main() -> anyhow::Result<()> {
     }
     let config = Config::parse();
     svc_kit::telemetry::init(config.kit.log_format);
-    let listener = tokio::net::TcpListener::bind(config.http_addr)
+    let listener = tokio::net::TcpListener::bind(config.kit.http_addr)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.http_addr))?;
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.kit.http_addr))?;
     run(config, listener, svc_kit::shutdown_signal()).await?;
     Ok(())
 }

@@ -17,6 +17,7 @@ use crate::{
     ledger::{self, Account, PostError, Posting, Transfer},
     wallets::fetch_wallet,
 };
+use svc_kit::HasKit;
 
 /// A move, checked: what the ledger will be asked to post.
 struct Move {
@@ -41,7 +42,7 @@ impl Move {
             .as_deref()
             .is_some_and(|d| d.chars().count() > MoveRequest::MAX_DESCRIPTION)
         {
-            return Err(Error::validation(
+            return Err(Error::field(
                 "description",
                 "must be at most 500 characters",
             ));
@@ -200,9 +201,7 @@ impl App {
                 Ok(Posted::Replay(m.replay(self, &t)))
             }
             Err(PostError::Insufficient) => Err(Error::InsufficientFunds),
-            Err(PostError::Overflow) => {
-                Err(Error::validation("amount", "would overflow the account"))
-            }
+            Err(PostError::Overflow) => Err(Error::field("amount", "would overflow the account")),
             Err(PostError::Db(e)) => Err(e.into()),
             Err(PostError::Kit(e)) => Err(e.into()),
         }

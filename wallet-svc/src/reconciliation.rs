@@ -17,6 +17,7 @@ use crate::{
     error::{Error, Result},
     ledger::Account,
 };
+use svc_kit::HasKit;
 
 impl App {
     pub async fn reconciliation_page(&self, req: PageRequest) -> Result<ItemPage> {
@@ -29,7 +30,7 @@ impl App {
                     r.parse::<RedemptionId>().is_ok() && i.parse::<TransactionId>().is_ok()
                 })
                 .map(|(r, i)| (r.to_owned(), i.to_owned()))
-                .ok_or_else(|| Error::validation("after", "is not a page this service gave out"))?,
+                .ok_or_else(|| Error::field("after", "is not a page this service gave out"))?,
         };
         let rows = sqlx::query(
             "SELECT id, reference, debit_account, amount FROM transfers \

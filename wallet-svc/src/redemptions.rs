@@ -25,6 +25,7 @@ use crate::{
     error::{Error, Result},
     ledger::{self, Account, PostError, Posting, Transfer},
 };
+use svc_kit::HasKit;
 
 /// The permanent idempotency key of a redemption's credit.
 fn credit_key(redemption_id: RedemptionId) -> String {

@@ -18,6 +18,7 @@ use crate::{
     error::{Error, Result},
     ledger::{self, Account, transfer_select},
 };
+use svc_kit::HasKit;
 
 impl App {
     /// Creates a wallet explicitly: `wallet_exists` if there is one.
@@ -78,10 +79,12 @@ impl App {
     /// Wallets in phone order.
     pub async fn list_wallets(&self, req: ListWalletsRequest) -> Result<Page<Wallet>> {
         let limit = Limit::or_default(req.limit);
-        // The cursor is the last phone of the previous page; any text is a
-        // position in that order, so none is refused.
+        // The cursor is the last phone of the previous page. Anything shaped
+        // like one (`+` and 1 to 16 digits) is a position in phone order,
+        // whether or not a carrier could issue it.
         let cursor = match req.cursor {
-            Some(c) => format!("user:{c}"),
+            Some(c) if is_phone_shaped(&c) => format!("user:{c}"),
+            Some(_) => return Err(bad_cursor()),
             None => String::new(),
         };
         let rows = sqlx::query(
@@ -159,6 +162,11 @@ fn wallet_from_row(row: &AnyRow) -> Result<Wallet> {
     })
 }
 
+fn is_phone_shaped(s: &str) -> bool {
+    s.strip_prefix('+')
+        .is_some_and(|d| (1..=16).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
 fn bad_cursor() -> Error {
-    Error::validation("cursor", "is not a cursor this service gave out")
+    Error::field("cursor", "is not a cursor this service gave out")
 }

@@ -14,6 +14,7 @@ use shared_events::{
 use svc_kit::{consumer::Outcome, time::now_micros};
 
 use crate::{App, Result};
+use svc_kit::HasKit;
 
 pub async fn handle(app: App, msgs: Vec<jetstream::Message>) -> Vec<(jetstream::Message, Outcome)> {
     let mut done = Vec::with_capacity(msgs.len());

@@ -13,6 +13,7 @@ use crate::{
     App, codes,
     error::{Error, Result},
 };
+use svc_kit::HasKit;
 
 impl App {
     pub async fn list_codes(&self, req: ListCodesRequest) -> Result<Page<CodeSummary>> {

@@ -25,6 +25,7 @@ use crate::{
     codes::{self, CodeText, Displays},
     error::{Error, Result},
 };
+use svc_kit::HasKit;
 
 /// Codes per INSERT statement (4 parameters a row).
 const INSERT_CHUNK: usize = 1_000;

@@ -29,6 +29,7 @@ use crate::{
     App,
     error::{Error, Result},
 };
+use svc_kit::HasKit;
 
 macro_rules! group_select {
     () => {

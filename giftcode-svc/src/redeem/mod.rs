@@ -23,6 +23,7 @@ use crate::{
     redemptions,
 };
 use commit::Refusal;
+use svc_kit::HasKit;
 
 /// What the redeem path needs to know about a code and its group.
 #[derive(Clone)]

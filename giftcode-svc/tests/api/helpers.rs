@@ -157,7 +157,7 @@ impl TestApp {
     }
 
     pub async fn db(&self) -> Db {
-        Db::connect(&self.config.database_url, &MIGRATIONS)
+        Db::connect(&self.config.kit.database_url, &MIGRATIONS)
             .await
             .expect("test db handle")
     }

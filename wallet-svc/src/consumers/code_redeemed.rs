@@ -20,6 +20,7 @@ use crate::{
     App,
     error::{Error, Result},
 };
+use svc_kit::HasKit;
 
 pub async fn handle(
     app: App,

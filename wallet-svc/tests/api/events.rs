@@ -245,7 +245,7 @@ async fn redelivery_after_a_crash_credits_once(backend: Backend) {
     let binary = |crash: bool| {
         Command::new(env!("CARGO_BIN_EXE_wallet-svc"))
             .env("NATS_URL", p.nats.url())
-            .env("WALLET_DATABASE_URL", &p.wallet_config.database_url)
+            .env("WALLET_DATABASE_URL", &p.wallet_config.kit.database_url)
             .env("WALLET_HTTP_ADDR", "127.0.0.1:0")
             .env("WALLET_CONSUMER_ACK_WAIT_MS", "1000")
             .env("WALLET_FAULT_CRASH_AFTER_COMMIT", crash.to_string())
