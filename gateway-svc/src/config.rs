@@ -50,7 +50,7 @@ pub struct Config {
 
     /// API requests handled at once. Past it a request is answered 503
     /// `service_unavailable` with Retry-After at once, instead of queueing.
-    #[arg(long, env = "GATEWAY_MAX_IN_FLIGHT", default_value_t = 1024)]
+    #[arg(long, env = "GATEWAY_MAX_IN_FLIGHT", default_value_t = 512)]
     pub max_in_flight: usize,
 
     /// Region (ISO 3166 alpha-2) for reading phone numbers in national format.

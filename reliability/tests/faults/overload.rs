@@ -21,7 +21,7 @@ const CLIENTS: usize = 1_024;
 const SECONDS: u64 = 30;
 /// More codes than the platform can redeem in the time, so that every
 /// attempt could succeed: any refusal is the platform shedding load.
-const CODES: usize = 60_000;
+const CODES: usize = 200_000;
 const MAX_RSS_MIB: f64 = 100.0;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
