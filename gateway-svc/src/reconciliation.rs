@@ -73,6 +73,14 @@ pub struct Finding {
     pub count: u64,
     /// The first redemption ids found (at most 100).
     pub redemption_ids: Vec<RedemptionId>,
+    /// `uncredited`: when the oldest of them was redeemed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oldest_at: Option<DateTime<Utc>>,
+    /// `uncredited`: how long the oldest has waited for its credit, in
+    /// seconds, when the check ran. A few seconds is a credit on its way;
+    /// minutes mean it is stuck (RELIABILITY.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oldest_age_seconds: Option<f64>,
 }
 
 impl Finding {
@@ -80,6 +88,16 @@ impl Finding {
         self.count += 1;
         if self.redemption_ids.len() < SHOWN {
             self.redemption_ids.push(id);
+        }
+    }
+
+    /// Adds a finding that happened `at`, keeping the oldest.
+    fn add_at(&mut self, id: RedemptionId, at: Option<DateTime<Utc>>) {
+        self.add(id);
+        if let Some(at) = at
+            && self.oldest_at.is_none_or(|o| at < o)
+        {
+            self.oldest_at = Some(at);
         }
     }
 }
@@ -117,6 +135,10 @@ pub async fn check(
             .await?,
     };
     merge(&s, &rid, &mut report).await?;
+    report.uncredited.oldest_age_seconds = report
+        .uncredited
+        .oldest_at
+        .map(|at| (checked_at - at).num_milliseconds() as f64 / 1000.0);
     report.ok = report.ledger.ok
         && report.groups.iter().all(|g| g.ok)
         && [
@@ -235,7 +257,7 @@ async fn merge(s: &AppState, rid: &str, r: &mut Reconciliation) -> ApiResult<()>
                 redeemed.pop();
                 r.redemptions += 1;
                 if credits.is_empty() {
-                    r.uncredited.add(id);
+                    r.uncredited.add_at(id, g.at);
                 }
                 if credits.len() > 1 {
                     r.credited_twice.add(id);

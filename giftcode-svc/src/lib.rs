@@ -13,6 +13,7 @@ mod keys;
 pub mod reconciliation;
 pub mod redeem;
 pub mod redemptions;
+pub mod redrive;
 
 use std::{future::Future, sync::Arc};
 
@@ -89,6 +90,9 @@ pub fn service(app: App) -> Service<App> {
         },
         |app, _, msgs| consumers::wallet_credited::handle(app, msgs),
     )
+    .redrives("uncredited redemptions", |app, after| async move {
+        app.redrive_redemptions(after).await
+    })
     .endpoints(|e| {
         e.endpoint::<ep::Redeem, _, _, _>(|app, ctx, req| async move {
             app.redeem(req, ctx.request_id, ctx.reply_to.as_deref())

@@ -6,13 +6,13 @@ use shared_events::{
     RedemptionId,
     reconciliation::{Item, ItemPage, PageRequest},
 };
-use svc_kit::db::RowExt;
+use sqlx::Row;
+use svc_kit::{HasKit, db::RowExt, time::from_micros};
 
 use crate::{
     App,
     error::{Error, Result},
 };
-use svc_kit::HasKit;
 
 impl App {
     pub async fn reconciliation_page(&self, req: PageRequest) -> Result<ItemPage> {
@@ -25,7 +25,8 @@ impl App {
             None => String::new(),
         };
         let rows = sqlx::query(
-            "SELECT id, group_id, amount FROM redemptions WHERE id > $1 ORDER BY id LIMIT $2",
+            "SELECT id, group_id, amount, redeemed_at FROM redemptions WHERE id > $1 \
+             ORDER BY id LIMIT $2",
         )
         .bind(after)
         .bind(limit)
@@ -38,6 +39,7 @@ impl App {
                     redemption_id: r.parsed("id")?,
                     group_id: r.parsed("group_id")?,
                     amount: r.amount("amount")?,
+                    at: Some(from_micros(r.try_get("redeemed_at")?)),
                 })
             })
             .collect::<Result<Vec<_>>>()?;

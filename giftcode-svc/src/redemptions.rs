@@ -6,14 +6,13 @@ use shared_events::{
     giftcode::{ListRedemptionsRequest, Redemption, RedemptionStatus},
 };
 use sqlx::{Row, any::AnyRow};
-use svc_kit::{db::RowExt, time::from_micros};
+use svc_kit::{HasKit, db::RowExt, time::from_micros};
 
 use crate::{
     App,
     error::{Error, Result},
     groups::parse_cursor,
 };
-use svc_kit::HasKit;
 
 /// The columns [`from_row`] reads, joined with the group's name.
 macro_rules! redemption_select {

@@ -42,6 +42,26 @@ impl<T: Event> Envelope<T> {
         }
     }
 
+    /// The envelope of an event made before, rebuilt with its id and time:
+    /// what a re-drive publishes again (same `Nats-Msg-Id`).
+    pub fn again(
+        id: Uuid,
+        occurred_at: DateTime<Utc>,
+        source: &str,
+        correlation_id: Option<String>,
+        data: T,
+    ) -> Self {
+        Self {
+            id,
+            kind: T::TYPE.to_owned(),
+            version: T::VERSION,
+            occurred_at,
+            source: source.to_owned(),
+            correlation_id,
+            data,
+        }
+    }
+
     pub fn subject(&self) -> &'static str {
         T::SUBJECT
     }

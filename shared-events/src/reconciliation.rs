@@ -6,6 +6,7 @@
 //! - `wallet.reconciliation.page`: one item per credit transfer caused by a
 //!   redemption. A redemption credited twice appears twice, adjacent.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{Amount, FieldError, GroupId, RedemptionId};
@@ -43,6 +44,9 @@ pub struct Item {
     pub redemption_id: RedemptionId,
     pub group_id: GroupId,
     pub amount: Amount,
+    /// When it happened (giftcode-svc: the redemption), if the side says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +68,7 @@ mod tests {
                 redemption_id: RedemptionId::generate(),
                 group_id: GroupId::generate(),
                 amount: Amount::new(500).expect("amount"),
+                at: Some(Utc::now()),
             }],
             next: Some("k".into()),
         };

@@ -9,7 +9,7 @@
 //! under load one commit (one fsync) serves many events, and an idle consumer
 //! still handles a lone event as soon as it arrives.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use async_nats::jetstream::{
     self, AckKind,
@@ -17,6 +17,8 @@ use async_nats::jetstream::{
 };
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
+
+use crate::{healing::Links, metrics::Metrics};
 
 /// What became of one message.
 #[derive(Debug)]
@@ -42,16 +44,39 @@ pub struct Spec {
 
 /// Consumes until `stop` is cancelled, calling `handle` for each fetched batch
 /// of messages (in stream order); it answers each message's outcome.
-pub async fn run<F, Fut>(js: jetstream::Context, spec: Spec, stop: CancellationToken, handle: F)
-where
+///
+/// The consumer heals itself: when a fetch fails, or when an idle consumer's
+/// periodic look-up finds it (or its stream) gone, because the broker lost its
+/// store, it is created again as soon as its stream exists, and counted.
+/// `links` says it is missing meanwhile.
+pub async fn run<F, Fut>(
+    js: jetstream::Context,
+    spec: Spec,
+    stop: CancellationToken,
+    links: Arc<Links>,
+    metrics: Metrics,
+    handle: F,
+) where
     F: Fn(Vec<jetstream::Message>) -> Fut,
     Fut: Future<Output = Vec<(jetstream::Message, Outcome)>>,
 {
+    let what = format!("consumer {}", spec.durable);
     let mut backoff = Duration::from_millis(100);
+    // A consumer made after the first one existed is a recreation.
+    let mut existed = false;
     'outer: while !stop.is_cancelled() {
         let consumer = match get_consumer(&js, &spec).await {
-            Ok(c) => c,
+            Ok((c, created)) => {
+                if created && existed {
+                    metrics.recreated(&what);
+                    tracing::warn!(durable = %spec.durable, "consumer was missing (the broker lost its store?); recreated");
+                }
+                existed = true;
+                links.set_missing(&what, false);
+                c
+            }
             Err(e) => {
+                links.set_missing(&what, existed);
                 tracing::warn!(durable = %spec.durable, error = %e, "consumer unavailable; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
@@ -62,6 +87,7 @@ where
             }
         };
         backoff = Duration::from_millis(100);
+        let mut idle_since = tokio::time::Instant::now();
         loop {
             let batch = tokio::select! {
                 b = consumer.fetch().max_messages(spec.batch).expires(Duration::from_secs(1)).messages() => b,
@@ -87,8 +113,19 @@ where
                 }
             }
             if msgs.is_empty() {
+                // An idle consumer cannot tell "nothing to do" from "gone":
+                // look it up now and then.
+                if idle_since.elapsed() >= crate::healing::WATCH_EVERY {
+                    idle_since = tokio::time::Instant::now();
+                    let mut c = consumer.clone();
+                    if c.info().await.is_err() {
+                        tracing::debug!(durable = %spec.durable, "consumer not found on look-up");
+                        continue 'outer;
+                    }
+                }
                 continue;
             }
+            idle_since = tokio::time::Instant::now();
             for (msg, outcome) in handle(msgs).await {
                 let acked = match outcome {
                     Outcome::Done => msg.ack().await,
@@ -111,14 +148,18 @@ where
     }
 }
 
+/// The durable consumer, and whether it had to be created.
 async fn get_consumer(
     js: &jetstream::Context,
     spec: &Spec,
-) -> Result<jetstream::consumer::Consumer<pull::Config>, String> {
+) -> Result<(jetstream::consumer::Consumer<pull::Config>, bool), String> {
     let stream = js
         .get_stream(spec.stream)
         .await
         .map_err(|e| format!("stream {}: {e}", spec.stream))?;
+    if let Ok(c) = stream.get_consumer(&spec.durable).await {
+        return Ok((c, false));
+    }
     stream
         .get_or_create_consumer(
             &spec.durable,
@@ -133,5 +174,6 @@ async fn get_consumer(
             },
         )
         .await
+        .map(|c| (c, true))
         .map_err(|e| format!("consumer {}: {e}", spec.durable))
 }

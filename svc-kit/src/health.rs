@@ -18,17 +18,23 @@ struct HealthState<R> {
     metrics: Metrics,
 }
 
-/// The readiness of a service with a database: NATS connected and the
-/// database answering.
+/// The readiness of a service with a database: NATS connected, every stream
+/// and consumer it relies on there (see `crate::healing`), and the database
+/// answering.
 pub struct NatsAndDb {
     pub client: async_nats::Client,
     pub db: crate::db::Db,
+    pub links: std::sync::Arc<crate::healing::Links>,
 }
 
 impl Readiness for NatsAndDb {
     async fn ready(&self) -> Result<(), String> {
         if self.client.connection_state() != async_nats::connection::State::Connected {
             return Err("NATS is not connected".into());
+        }
+        let missing = self.links.missing();
+        if !missing.is_empty() {
+            return Err(format!("missing, being recreated: {}", missing.join(", ")));
         }
         self.db.ping().await.map_err(|e| format!("database: {e}"))
     }

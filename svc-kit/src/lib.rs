@@ -10,6 +10,7 @@ pub mod db;
 pub mod drain;
 pub mod endpoints;
 pub mod error;
+pub mod healing;
 pub mod health;
 pub mod metrics;
 pub mod nats;

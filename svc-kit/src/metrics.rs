@@ -22,6 +22,12 @@ pub struct EndpointLabels {
     pub endpoint: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WhatLabels {
+    /// `stream GIFTCODE_EVENTS`, `consumer wallet-svc-redemptions`.
+    pub what: String,
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
@@ -30,6 +36,12 @@ pub struct Metrics {
     pub outbox_published: Counter,
     pub outbox_publish_failures: Counter,
     pub outbox_pending: Gauge,
+    /// Streams and consumers found missing and made again while running.
+    pub recreated: Family<WhatLabels, Counter>,
+    /// Events published again because their effect was not seen in time.
+    pub redriven: Counter,
+    /// Events whose effect is overdue (last seen by the re-drive).
+    pub overdue: Gauge,
 }
 
 impl Metrics {
@@ -44,6 +56,24 @@ impl Metrics {
         let outbox_published = Counter::default();
         let outbox_publish_failures = Counter::default();
         let outbox_pending = Gauge::default();
+        let recreated = Family::<WhatLabels, Counter>::default();
+        let redriven = Counter::default();
+        let overdue = Gauge::default();
+        registry.register(
+            "recreated",
+            "Streams and consumers found missing (a broker that lost its store) and recreated",
+            recreated.clone(),
+        );
+        registry.register(
+            "redriven",
+            "Events published again (same id) because their downstream effect was not seen in time",
+            redriven.clone(),
+        );
+        registry.register(
+            "overdue",
+            "Events whose downstream effect is overdue, at the last re-drive (uncredited redemptions)",
+            overdue.clone(),
+        );
         registry.register(
             "requests",
             "NATS requests handled, by endpoint and outcome",
@@ -76,6 +106,9 @@ impl Metrics {
             outbox_published,
             outbox_publish_failures,
             outbox_pending,
+            recreated,
+            redriven,
+            overdue,
         }
     }
 
@@ -92,6 +125,15 @@ impl Metrics {
                 endpoint: endpoint.to_owned(),
             })
             .observe(seconds);
+    }
+
+    /// Counts one stream or consumer made again.
+    pub fn recreated(&self, what: &str) {
+        self.recreated
+            .get_or_create(&WhatLabels {
+                what: what.to_owned(),
+            })
+            .inc();
     }
 
     /// The Prometheus text exposition.

@@ -67,6 +67,33 @@ pub async fn enqueue_with_headers<T: Event>(
     Ok(())
 }
 
+/// Publishes `event` again, with its own id, inside the caller's
+/// transaction: its outbox row is marked unsent if it was last sent before
+/// `sent_before` (microseconds), or added again if it was pruned. A row not
+/// sent yet stays as it is. Returns whether the event will go out again.
+pub async fn resend<T: Event>(
+    conn: &mut AnyConnection,
+    event: &Envelope<T>,
+    sent_before: i64,
+) -> Result<bool, Error> {
+    let payload = serde_json::to_string(event)?;
+    let affected = sqlx::query(
+        "INSERT INTO outbox (event_id, subject, payload, headers, created_at) \
+         VALUES ($1, $2, $3, NULL, $4) \
+         ON CONFLICT (event_id) DO UPDATE SET sent_at = NULL \
+         WHERE outbox.sent_at IS NOT NULL AND outbox.sent_at < $5",
+    )
+    .bind(event.id.to_string())
+    .bind(T::SUBJECT)
+    .bind(payload)
+    .bind(now_micros())
+    .bind(sent_before)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(affected > 0)
+}
+
 /// Wakes the publisher after a commit, so events leave at once instead of at the
 /// next poll.
 #[derive(Clone, Default, Debug)]

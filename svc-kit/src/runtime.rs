@@ -30,6 +30,7 @@ use crate::{
     drain::Drain,
     endpoints::Endpoints,
     error::Error,
+    healing::{Links, watch_streams},
     health::NatsAndDb,
     metrics::Metrics,
     nats::NatsArgs,
@@ -65,6 +66,11 @@ pub struct Args<N: Names> {
     /// currency are refused.
     #[arg(long, env = "CURRENCY", default_value = "USD")]
     pub currency: Currency,
+    /// How long an event's downstream effect (a redemption's credit) may take
+    /// before the event is published again, same id (s, m, h or d). Heals a
+    /// broker that lost its store; a duplicate is a no-op downstream.
+    #[arg(long, env = "REDRIVE_AFTER", default_value = "30s", value_parser = crate::streams::parse_age)]
+    pub redrive_after: Duration,
     /// NATS requests handled at once. Past it a request is refused at once
     /// with `service_unavailable` (the gateway answers 503 with Retry-After)
     /// instead of queueing without bound.
@@ -131,6 +137,24 @@ pub trait HasKit {
     }
 }
 
+/// What a re-drive did: how many events were overdue, and how many of them
+/// were published again (those last sent before the cutoff).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Redriven {
+    pub overdue: usize,
+    pub republished: usize,
+}
+
+type RedriveFn<S> = Arc<
+    dyn Fn(
+            S,
+            Duration,
+        )
+            -> BoxFuture<'static, Result<Redriven, Box<dyn std::error::Error + Send + Sync>>>
+        + Send
+        + Sync,
+>;
+
 type ConsumerFn<S> = Arc<
     dyn Fn(S, Client, Vec<Message>) -> BoxFuture<'static, Vec<(Message, Outcome)>> + Send + Sync,
 >;
@@ -144,6 +168,7 @@ pub struct Service<S> {
     owns: Vec<StreamDef>,
     reads: Vec<StreamDef>,
     consumers: Vec<(consumer::Spec, ConsumerFn<S>)>,
+    redrives: Vec<(&'static str, RedriveFn<S>)>,
     endpoints: Endpoints<S>,
 }
 
@@ -159,8 +184,28 @@ impl<S: HasKit + Clone + Send + Sync + 'static> Service<S> {
             owns: Vec::new(),
             reads: Vec::new(),
             consumers: Vec::new(),
+            redrives: Vec::new(),
             endpoints: Endpoints::default(),
         }
+    }
+
+    /// An end-to-end re-drive (issue 11): six times per `REDRIVE_AFTER`, `f` gets
+    /// that age and publishes again (same id) each event of kind `what` whose
+    /// downstream effect is older than it and still unseen. The runtime
+    /// keeps the `overdue` gauge and the `redriven` counter, and warns.
+    pub fn redrives<F, Fut, E>(mut self, what: &'static str, f: F) -> Self
+    where
+        F: Fn(S, Duration) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Redriven, E>> + Send + 'static,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let f = Arc::new(f);
+        let g: RedriveFn<S> = Arc::new(move |s, age| {
+            let fut = f(s, age);
+            Box::pin(async move { fut.await.map_err(|e| Box::new(e) as _) })
+        });
+        self.redrives.push((what, g));
+        self
     }
 
     /// A stream this service publishes to: created, or updated to the limits.
@@ -206,8 +251,10 @@ impl<S: HasKit + Clone + Send + Sync + 'static> Service<S> {
             owns,
             reads,
             consumers,
+            redrives,
             endpoints,
         } = self;
+        let links = Arc::new(Links::default());
         let client = args.nats.connect(kit.name).await?;
         let js = jetstream::new(client.clone());
         for stream in &owns {
@@ -227,8 +274,21 @@ impl<S: HasKit + Clone + Send + Sync + 'static> Service<S> {
             }
             .run(stop.clone()),
         );
+        let watched = owns
+            .iter()
+            .map(|s| (*s, true))
+            .chain(reads.iter().map(|s| (*s, false)))
+            .collect();
+        let watcher = tokio::spawn(watch_streams(
+            js.clone(),
+            watched,
+            args.streams.clone(),
+            links.clone(),
+            kit.metrics.clone(),
+            stop.clone(),
+        ));
         let consuming = CancellationToken::new();
-        let consumers = consumers
+        let mut consumers: Vec<_> = consumers
             .into_iter()
             .map(|(spec, handle)| {
                 let (state, client) = (state.clone(), client.clone());
@@ -236,10 +296,23 @@ impl<S: HasKit + Clone + Send + Sync + 'static> Service<S> {
                     js.clone(),
                     spec,
                     consuming.clone(),
+                    links.clone(),
+                    kit.metrics.clone(),
                     move |msgs| handle(state.clone(), client.clone(), msgs),
                 ))
             })
             .collect();
+        consumers.push(watcher);
+        for (what, f) in redrives {
+            consumers.push(tokio::spawn(redrive_loop(
+                what,
+                f,
+                state.clone(),
+                args.redrive_after,
+                kit.metrics.clone(),
+                consuming.clone(),
+            )));
+        }
         let requests = TaskTracker::new();
         let service = endpoints
             .serve(
@@ -255,6 +328,7 @@ impl<S: HasKit + Clone + Send + Sync + 'static> Service<S> {
             NatsAndDb {
                 client: client.clone(),
                 db: kit.db.clone(),
+                links,
             },
             kit.metrics.clone(),
         );
@@ -287,3 +361,37 @@ impl<S: HasKit + Clone + Send + Sync + 'static> Service<S> {
 
 /// How long a consumer's unacked message waits before redelivery, by default.
 pub const ACK_WAIT: Duration = Duration::from_secs(30);
+
+/// Runs a re-drive six times per `after` (at most every second) until `stop`:
+/// an effect overdue is re-driven at most `after / 6` after it became so.
+async fn redrive_loop<S: Clone>(
+    what: &'static str,
+    f: RedriveFn<S>,
+    state: S,
+    after: Duration,
+    metrics: Metrics,
+    stop: CancellationToken,
+) {
+    let every = (after / 6).max(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.cancelled() => return,
+        }
+        match f(state.clone(), after).await {
+            Ok(r) => {
+                metrics.overdue.set(r.overdue as i64);
+                metrics.redriven.inc_by(r.republished as u64);
+                if r.overdue > 0 {
+                    tracing::warn!(
+                        overdue = r.overdue,
+                        republished = r.republished,
+                        after_s = after.as_secs(),
+                        "{what}: effects overdue; their events are published again"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "{what}: re-drive failed; trying again later"),
+        }
+    }
+}

@@ -331,6 +331,19 @@ impl NatsServer {
         }
     }
 
+    /// Kills the server (SIGKILL) and deletes its JetStream store: the broker
+    /// will come back with no stream, no consumer and no event, as after a
+    /// lost volume or a replaced node.
+    pub fn stop_and_lose_store(&mut self) {
+        self.stop();
+        let store = self.dir.path().join("store");
+        if let Err(e) = std::fs::remove_dir_all(&store)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            panic!("cannot delete {}: {e}", store.display());
+        }
+    }
+
     /// Starts the server again on the same port and store.
     pub fn restart(&mut self) {
         self.stop();

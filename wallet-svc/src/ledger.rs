@@ -13,15 +13,16 @@ use shared_events::{
     wallet::{Direction, Funding, LedgerCheck, Transaction, TransactionKind},
 };
 use sqlx::{AnyConnection, Row, any::AnyRow};
-use svc_kit::{db::RowExt, time::from_micros};
+use svc_kit::{HasKit, db::RowExt, time::from_micros};
+use uuid::Uuid;
 
 use crate::{App, error::Result};
-use svc_kit::HasKit;
 
 macro_rules! transfer_select {
     () => {
         "SELECT id, debit_account, credit_account, amount, kind, reference, description, \
-         request_fingerprint, debit_balance_after, credit_balance_after, created_at FROM transfers"
+         request_fingerprint, debit_balance_after, credit_balance_after, created_at, event_id \
+         FROM transfers"
     };
 }
 pub(crate) use transfer_select;
@@ -90,6 +91,8 @@ pub struct Posting<'a> {
     pub key: &'a str,
     /// The request as made; a replay of the key must match it.
     pub fingerprint: &'a str,
+    /// The id of the event that announces the transfer.
+    pub event_id: Uuid,
 }
 
 /// A stored transfer.
@@ -106,6 +109,9 @@ pub struct Transfer {
     pub debit_balance_after: i64,
     pub credit_balance_after: i64,
     pub created_at: i64,
+    /// The event that announced it (none for transfers made before this was
+    /// kept).
+    pub event_id: Option<Uuid>,
 }
 
 impl Transfer {
@@ -244,11 +250,13 @@ pub async fn post(
         debit_balance_after: debit_after,
         credit_balance_after: credit_after,
         created_at: now,
+        event_id: Some(p.event_id),
     };
     let inserted = sqlx::query(
         "INSERT INTO transfers (id, debit_account, credit_account, amount, kind, reference, \
          description, idempotency_key, request_fingerprint, debit_balance_after, \
-         credit_balance_after, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+         credit_balance_after, created_at, event_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(transfer.id.to_string())
     .bind(&debit_id)
@@ -262,6 +270,7 @@ pub async fn post(
     .bind(debit_after)
     .bind(credit_after)
     .bind(now)
+    .bind(p.event_id.to_string())
     .execute(&mut *conn)
     .await;
     match inserted {
@@ -284,6 +293,7 @@ pub fn transfer_from_row(row: &AnyRow) -> Result<Transfer, svc_kit::Error> {
         debit_balance_after: row.try_get("debit_balance_after")?,
         credit_balance_after: row.try_get("credit_balance_after")?,
         created_at: row.try_get("created_at")?,
+        event_id: row.parsed_opt("event_id")?,
     })
 }
 

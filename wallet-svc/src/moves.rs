@@ -9,7 +9,11 @@ use shared_events::{
     events::{Cause, WalletCredited, WalletDebited},
     wallet::{MoveReply, MoveRequest, TransactionKind},
 };
-use svc_kit::{outbox, time::now_micros};
+use svc_kit::{
+    HasKit, outbox,
+    time::{from_micros, now_micros},
+};
+use uuid::Uuid;
 
 use crate::{
     App,
@@ -17,7 +21,6 @@ use crate::{
     ledger::{self, Account, PostError, Posting, Transfer},
     wallets::fetch_wallet,
 };
-use svc_kit::HasKit;
 
 /// A move, checked: what the ledger will be asked to post.
 struct Move {
@@ -28,6 +31,8 @@ struct Move {
     fingerprint: String,
     /// The ledger's key: `admin:<Idempotency-Key>`.
     key: String,
+    /// The id of the event that will announce the move.
+    event_id: Uuid,
 }
 
 impl Move {
@@ -61,6 +66,7 @@ impl Move {
             description,
             fingerprint,
             key,
+            event_id: Uuid::now_v7(),
         })
     }
 
@@ -96,7 +102,9 @@ impl App {
             Posted::New(t) => t,
             Posted::Replay(reply) => return reply,
         };
-        let event = Envelope::new(
+        let event = Envelope::again(
+            m.event_id,
+            from_micros(now),
             crate::SOURCE,
             correlation_id,
             WalletCredited {
@@ -137,7 +145,9 @@ impl App {
             Posted::New(t) => t,
             Posted::Replay(reply) => return reply,
         };
-        let event = Envelope::new(
+        let event = Envelope::again(
+            m.event_id,
+            from_micros(now),
             crate::SOURCE,
             correlation_id,
             WalletDebited {
@@ -187,6 +197,7 @@ impl App {
             description: m.description.as_deref(),
             key: &m.key,
             fingerprint: &m.fingerprint,
+            event_id: m.event_id,
         };
         match ledger::post(tx, &posting, now).await {
             Ok(t) => Ok(Posted::New(t)),

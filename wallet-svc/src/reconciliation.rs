@@ -10,14 +10,13 @@ use shared_events::{
     wallet::TransactionKind,
 };
 use sqlx::Row;
-use svc_kit::db::RowExt;
+use svc_kit::{HasKit, db::RowExt};
 
 use crate::{
     App,
     error::{Error, Result},
     ledger::Account,
 };
-use svc_kit::HasKit;
 
 impl App {
     pub async fn reconciliation_page(&self, req: PageRequest) -> Result<ItemPage> {
@@ -56,6 +55,7 @@ impl App {
                 redemption_id,
                 group_id,
                 amount: r.amount("amount")?,
+                at: None,
             });
             last = Some(format!("{redemption_id}/{id}"));
         }

@@ -2,8 +2,11 @@
 //! event records its id, opens the wallet if needed, and moves the amount from
 //! the group's funding account to the wallet under the permanent key
 //! `redemption:<id>`, with its `wallet.credited` event. An event seen twice
-//! (redelivered after a crash, or republished under a new id) changes nothing
-//! the second time and answers with the credit it made the first time.
+//! (redelivered after a crash, re-driven by giftcode-svc, or republished
+//! under a new id) changes nothing the second time and answers as the first
+//! time: the credit it made, and its `wallet.credited` published again with
+//! the same id, so that giftcode-svc catches up after a broker that lost its
+//! store (issue 11).
 //!
 //! [`crate::consumers::code_redeemed`] feeds it; `wallet.redemptions.get`
 //! reads a credit back.
@@ -16,16 +19,17 @@ use shared_events::{
     wallet::{CreditNotice, TransactionKind},
 };
 use svc_kit::{
-    outbox,
+    HasKit, outbox,
     time::{from_micros, now_micros},
 };
+
+use uuid::Uuid;
 
 use crate::{
     App,
     error::{Error, Result},
     ledger::{self, Account, PostError, Posting, Transfer},
 };
-use svc_kit::HasKit;
 
 /// The permanent idempotency key of a redemption's credit.
 fn credit_key(redemption_id: RedemptionId) -> String {
@@ -68,24 +72,24 @@ impl App {
     ) -> Result<Vec<CreditNotice>> {
         let mut tx = self.db().begin().await?;
         let mut notices = Vec::with_capacity(events.len());
-        let mut credited = false;
+        let mut wake = false;
         // The funding accounts this transaction has made sure of: a batch
         // mostly credits codes of a few groups.
         let mut funded = HashSet::new();
         for event in events {
-            let (notice, new) = self.apply_one(&mut tx, event, &mut funded).await?;
+            let (notice, events_out) = self.apply_one(&mut tx, event, &mut funded).await?;
             notices.push(notice);
-            credited |= new;
+            wake |= events_out;
         }
         tx.commit().await?;
-        if credited {
+        if wake {
             self.wake_outbox();
         }
         Ok(notices)
     }
 
     /// One event inside the caller's transaction: its credit, and whether it
-    /// is new (not a redelivery or a republished duplicate).
+    /// put an event in the outbox (a new credit's, or a repeat's answer).
     async fn apply_one(
         &self,
         tx: &mut sqlx::AnyConnection,
@@ -109,7 +113,7 @@ impl App {
             let t = ledger::find_by_key(tx, &key).await?.ok_or_else(|| {
                 Error::Ledger(format!("event {} processed without its credit", event.id))
             })?;
-            return Ok((self.notice(d.redemption_id, &t)?, false));
+            return self.answer_again(tx, event, &t).await;
         }
         self.open_wallet(tx, &d.phone, now, event.correlation_id.clone())
             .await?;
@@ -128,12 +132,13 @@ impl App {
             description: Some(d.code_hint.as_str()),
             key: &key,
             fingerprint: &reference,
+            event_id: Uuid::now_v7(),
         };
         let transfer = match ledger::post(tx, &posting, now).await {
             Ok(t) => t,
             // The same redemption under another event id: credited already.
             // The new event id stays recorded so it is not examined again.
-            Err(PostError::Duplicate(t)) => return Ok((self.notice(d.redemption_id, &t)?, false)),
+            Err(PostError::Duplicate(t)) => return self.answer_again(tx, event, &t).await,
             Err(PostError::Race) => {
                 return Err(Error::Ledger("concurrent credit; retrying".into()));
             }
@@ -146,19 +151,47 @@ impl App {
             Err(PostError::Db(e)) => return Err(e.into()),
             Err(PostError::Kit(e)) => return Err(e.into()),
         };
-        let credited = Envelope::new(
+        outbox::enqueue(tx, &self.credited(event, &transfer, posting.event_id)?).await?;
+        Ok((self.notice(d.redemption_id, &transfer)?, true))
+    }
+
+    /// A redemption seen again, credited already by `t`: the same credit,
+    /// and its `wallet.credited` published again with its id (a new one for
+    /// a credit made before ids were kept).
+    async fn answer_again(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        event: &Envelope<CodeRedeemed>,
+        t: &Transfer,
+    ) -> Result<(CreditNotice, bool)> {
+        let credited = self.credited(event, t, t.event_id.unwrap_or_else(Uuid::now_v7))?;
+        let again = outbox::resend(tx, &credited, now_micros()).await?;
+        Ok((self.notice(event.data.redemption_id, t)?, again))
+    }
+
+    /// The `wallet.credited` of the credit `t` made for `event`.
+    fn credited(
+        &self,
+        event: &Envelope<CodeRedeemed>,
+        t: &Transfer,
+        id: Uuid,
+    ) -> Result<Envelope<WalletCredited>> {
+        let Account::User(phone) = &t.credit else {
+            return Err(Error::Ledger(format!("credit {} not to a wallet", t.id)));
+        };
+        Ok(Envelope::again(
+            id,
+            from_micros(t.created_at),
             crate::SOURCE,
             event.correlation_id.clone(),
             WalletCredited {
-                transaction_id: transfer.id,
-                phone: d.phone.clone(),
-                amount: d.amount,
+                transaction_id: t.id,
+                phone: phone.clone(),
+                amount: t.amount,
                 currency: self.currency().clone(),
-                balance_after: transfer.credit_balance_after,
-                cause: Cause::GiftCodeRedemption(d.redemption_id),
+                balance_after: t.credit_balance_after,
+                cause: Cause::GiftCodeRedemption(event.data.redemption_id),
             },
-        );
-        outbox::enqueue(tx, &credited).await?;
-        Ok((self.notice(d.redemption_id, &transfer)?, true))
+        ))
     }
 }

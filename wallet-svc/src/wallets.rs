@@ -8,6 +8,7 @@ use shared_events::{
 };
 use sqlx::{AnyConnection, Row, any::AnyRow};
 use svc_kit::{
+    HasKit,
     db::RowExt,
     outbox,
     time::{from_micros, now_micros},
@@ -18,7 +19,6 @@ use crate::{
     error::{Error, Result},
     ledger::{self, Account, transfer_select},
 };
-use svc_kit::HasKit;
 
 impl App {
     /// Creates a wallet explicitly: `wallet_exists` if there is one.

@@ -50,6 +50,11 @@ pub struct Stack {
     pub dir: TempDir,
     databases: Databases,
     gateway_env: Vec<(String, String)>,
+    /// More environment for giftcode-svc and wallet-svc.
+    pub service_env: Vec<(String, String)>,
+    /// The health and metrics addresses of giftcode-svc and wallet-svc.
+    pub giftcode_http: String,
+    pub wallet_http: String,
     giftcode: Option<Child>,
     wallet: Option<Child>,
     gateway: Option<Child>,
@@ -59,13 +64,18 @@ impl Stack {
     /// The platform with the gateway's rate limits off and a long redeem
     /// timeout, unless `env` says otherwise.
     pub async fn start(gateway_env: &[(&str, &str)]) -> Stack {
+        Self::start_with(gateway_env, &[]).await
+    }
+
+    /// The platform with more environment for giftcode-svc and wallet-svc.
+    pub async fn start_with(gateway_env: &[(&str, &str)], service_env: &[(&str, &str)]) -> Stack {
         let dir = tempfile::tempdir().expect("tempdir");
         let databases = Databases {
             giftcode: format!("sqlite://{}/giftcode.db", dir.path().display()),
             wallet: format!("sqlite://{}/wallet.db", dir.path().display()),
             code_key: None,
         };
-        Self::start_on(dir, databases, gateway_env).await
+        Self::start_on(dir, databases, gateway_env, service_env).await
     }
 
     /// The platform on `databases` (kept in `dir` if they are files).
@@ -73,6 +83,7 @@ impl Stack {
         dir: TempDir,
         databases: Databases,
         gateway_env: &[(&str, &str)],
+        service_env: &[(&str, &str)],
     ) -> Stack {
         let nats = NatsServer::start_with_users();
         let port = free_port();
@@ -100,6 +111,12 @@ impl Stack {
             dir,
             databases,
             gateway_env: env,
+            service_env: service_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            giftcode_http: format!("http://127.0.0.1:{}", free_port()),
+            wallet_http: format!("http://127.0.0.1:{}", free_port()),
             giftcode: None,
             wallet: None,
             gateway: None,
@@ -147,9 +164,10 @@ impl Stack {
             ),
             (
                 "GIFTCODE_HTTP_ADDR".to_owned(),
-                format!("127.0.0.1:{}", free_port()),
+                self.giftcode_http.trim_start_matches("http://").to_owned(),
             ),
         ];
+        env.extend(self.service_env.iter().cloned());
         if let Some(key) = &self.databases.code_key {
             env.push(("GIFTCODE_CODE_KEY".to_owned(), key.clone()));
         }
@@ -157,16 +175,17 @@ impl Stack {
     }
 
     pub fn start_wallet(&mut self) {
-        let env = vec![
+        let mut env = vec![
             (
                 "WALLET_DATABASE_URL".to_owned(),
                 self.databases.wallet.clone(),
             ),
             (
                 "WALLET_HTTP_ADDR".to_owned(),
-                format!("127.0.0.1:{}", free_port()),
+                self.wallet_http.trim_start_matches("http://").to_owned(),
             ),
         ];
+        env.extend(self.service_env.iter().cloned());
         self.wallet = Some(self.spawn("wallet-svc", &env));
     }
 

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod admin;
+mod amnesia;
 mod docs;
 mod permissions;
 mod race;

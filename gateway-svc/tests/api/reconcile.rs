@@ -32,7 +32,10 @@ async fn finds_uncredited_double_mismatched_and_unknown_credits() {
         .expect("wallet db");
     let copy = |reference: &str, new_reference: &str| {
         format!(
-            "INSERT INTO transfers SELECT id || '-copy', debit_account, credit_account, amount, \
+            "INSERT INTO transfers (id, debit_account, credit_account, amount, kind, \
+             reference, description, idempotency_key, request_fingerprint, \
+             debit_balance_after, credit_balance_after, created_at) \
+             SELECT id || '-copy', debit_account, credit_account, amount, \
              kind, '{new_reference}', description, idempotency_key || '-copy', \
              request_fingerprint, debit_balance_after, credit_balance_after, created_at \
              FROM transfers WHERE reference = '{reference}'"
@@ -67,6 +70,16 @@ async fn finds_uncredited_double_mismatched_and_unknown_credits() {
         finding("uncredited"),
         (json!(1), json!([ids[0]])),
         "{report}"
+    );
+    // How long the oldest uncredited one has waited: since its redemption.
+    let age = report["uncredited"]["oldest_age_seconds"]
+        .as_f64()
+        .expect("the uncredited say how old the oldest is");
+    assert!((0.0..600.0).contains(&age), "{report}");
+    assert!(report["uncredited"]["oldest_at"].is_string(), "{report}");
+    assert!(
+        report["credited_twice"].get("oldest_at").is_none(),
+        "only the uncredited have an age"
     );
     assert_eq!(
         finding("credited_twice"),

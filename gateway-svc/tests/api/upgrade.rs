@@ -34,7 +34,7 @@ async fn a_database_made_by_an_earlier_build_opens_and_works(backend: Backend) {
         }
     };
     let facts = fixtures::facts(engine);
-    let s = Stack::start_on(dir, databases, &[]).await;
+    let s = Stack::start_on(dir, databases, &[], &[]).await;
     let text = |v: &Value| v.as_str().expect("a string").to_owned();
 
     // What the earlier build recorded reads back, credited.

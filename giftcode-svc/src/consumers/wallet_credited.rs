@@ -11,10 +11,9 @@ use shared_events::{
     Envelope, RedemptionId, TransactionId,
     events::{Cause, WalletCredited},
 };
-use svc_kit::{consumer::Outcome, time::now_micros};
+use svc_kit::{HasKit, consumer::Outcome, time::now_micros};
 
 use crate::{App, Result};
-use svc_kit::HasKit;
 
 pub async fn handle(app: App, msgs: Vec<jetstream::Message>) -> Vec<(jetstream::Message, Outcome)> {
     let mut done = Vec::with_capacity(msgs.len());

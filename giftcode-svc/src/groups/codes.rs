@@ -6,14 +6,13 @@ use shared_events::{
     giftcode::{CodeDetails, CodeStatus, CodeSummary, Group, GroupKind, ListCodesRequest},
 };
 use sqlx::{Row, any::AnyRow};
-use svc_kit::{db::RowExt, time::from_micros};
+use svc_kit::{HasKit, db::RowExt, time::from_micros};
 
 use super::parse_cursor;
 use crate::{
     App, codes,
     error::{Error, Result},
 };
-use svc_kit::HasKit;
 
 impl App {
     pub async fn list_codes(&self, req: ListCodesRequest) -> Result<Page<CodeSummary>> {

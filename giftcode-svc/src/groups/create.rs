@@ -9,6 +9,7 @@ use shared_events::{
 };
 use sqlx::{AnyConnection, Row};
 use svc_kit::{
+    HasKit,
     db::Backend,
     outbox,
     time::{now_micros, to_micros},
@@ -25,7 +26,6 @@ use crate::{
     codes::{self, CodeText, Displays},
     error::{Error, Result},
 };
-use svc_kit::HasKit;
 
 /// Codes per INSERT statement (4 parameters a row).
 const INSERT_CHUNK: usize = 1_000;

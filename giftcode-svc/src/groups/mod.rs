@@ -16,6 +16,7 @@ use shared_events::{
 };
 use sqlx::{AnyConnection, Row, any::AnyRow};
 use svc_kit::{
+    HasKit,
     db::RowExt,
     outbox,
     time::{from_micros, now_micros},
@@ -29,7 +30,6 @@ use crate::{
     App,
     error::{Error, Result},
 };
-use svc_kit::HasKit;
 
 macro_rules! group_select {
     () => {

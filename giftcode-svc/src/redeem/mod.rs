@@ -12,6 +12,7 @@ use shared_events::{
 };
 use sqlx::Row;
 use svc_kit::{
+    HasKit,
     db::RowExt,
     time::{from_micros, now_micros},
 };
@@ -23,7 +24,6 @@ use crate::{
     redemptions,
 };
 use commit::Refusal;
-use svc_kit::HasKit;
 
 /// What the redeem path needs to know about a code and its group.
 #[derive(Clone)]

@@ -31,9 +31,25 @@ pub(super) async fn record(
 ) -> Result<(), Refusal> {
     let db = |e: sqlx::Error| Refusal::Error(Error::Db(e));
     let (group_id, code_id) = (t.group_id.to_string(), t.code_id.to_string());
+    let event = Envelope::new(
+        crate::SOURCE,
+        correlation_id.clone(),
+        CodeRedeemed {
+            redemption_id: r.id,
+            group_id: r.group_id,
+            code_id: r.code_id,
+            code_hint: r.code_hint.clone(),
+            phone: r.phone.clone(),
+            amount: r.amount,
+            currency: r.currency.clone(),
+            redeemed_at: r.redeemed_at,
+        },
+    );
+    // The event's id is kept with the redemption: while its credit is
+    // overdue, the same event is published again (crate::redrive).
     let inserted = sqlx::query(
         "INSERT INTO redemptions (id, group_id, code_id, code_hint, phone, amount, currency, \
-         redeemed_at, correlation_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         redeemed_at, correlation_id, event_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
          ON CONFLICT (code_id, phone) DO NOTHING",
     )
     .bind(r.id.to_string())
@@ -44,7 +60,8 @@ pub(super) async fn record(
     .bind(r.amount.get())
     .bind(r.currency.as_str())
     .bind(now)
-    .bind(correlation_id.clone())
+    .bind(correlation_id)
+    .bind(event.id.to_string())
     .execute(&mut *conn)
     .await
     .map_err(db)?
@@ -98,20 +115,6 @@ pub(super) async fn record(
             return Err(Refusal::Error(Error::PerPhoneLimitReached));
         }
     }
-    let event = Envelope::new(
-        crate::SOURCE,
-        correlation_id,
-        CodeRedeemed {
-            redemption_id: r.id,
-            group_id: r.group_id,
-            code_id: r.code_id,
-            code_hint: r.code_hint.clone(),
-            phone: r.phone.clone(),
-            amount: r.amount,
-            currency: r.currency.clone(),
-            redeemed_at: r.redeemed_at,
-        },
-    );
     let headers: Vec<(&str, &str)> = reply_inbox
         .map(|inbox| vec![(REPLY_INBOX_HEADER, inbox)])
         .unwrap_or_default();

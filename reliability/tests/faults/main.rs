@@ -244,6 +244,49 @@ async fn nats_server_restarted_under_load() {
     under_fire("nats-restart", &mut p, &admin, expect, attempts, inject).await;
 }
 
+/// The broker comes back with an empty store (issue 11): `kill -9`, its
+/// store deleted, restarted on the same port. Streams and consumers are
+/// recreated while the services run, and every redemption whose event was
+/// lost is re-driven until it is credited.
+async fn nats_server_loses_its_store(storage: Storage, name: &str) {
+    let _one = reliability::one_at_a_time().await;
+    let scale = Scale::from_env();
+    let n = scale.pick(1_200, 5_000);
+    let mut p = Platform::start(Options {
+        storage,
+        ..Options::default()
+    })
+    .await;
+    let admin = Admin::new(&p.api_bases()[0], TOKEN);
+    let (expect, attempts) = unique_load(&admin, n).await;
+    let inject = async |p: &mut Platform, progress: &Progress, total: usize| {
+        let at = moments(total, 1)[0];
+        progress.reach(at).await;
+        let Broker::Single(nats) = &mut p.broker else {
+            unreachable!("one server")
+        };
+        nats.stop_and_lose_store();
+        let down = downtime();
+        tokio::time::sleep(down).await;
+        tokio::task::block_in_place(|| nats.restart());
+        vec![format!(
+            "kill -9 nats-server after {at} attempts, store deleted, back empty after {} ms",
+            down.as_millis()
+        )]
+    };
+    under_fire(name, &mut p, &admin, expect, attempts, inject).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nats_server_loses_its_store_sqlite() {
+    nats_server_loses_its_store(Storage::Sqlite, "broker-amnesia-sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nats_server_loses_its_store_postgres() {
+    nats_server_loses_its_store(Storage::Postgres, "broker-amnesia-postgres").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn scale_out_cluster_loses_a_node_and_a_replica_of_each() {
     let _one = reliability::one_at_a_time().await;

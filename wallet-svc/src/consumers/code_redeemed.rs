@@ -14,13 +14,12 @@ use shared_events::{
     Envelope, events::CodeRedeemed, giftcode::RedeemInbox, subjects::REPLY_INBOX_HEADER,
     wallet::CreditNotice,
 };
-use svc_kit::consumer::Outcome;
+use svc_kit::{HasKit, consumer::Outcome};
 
 use crate::{
     App,
     error::{Error, Result},
 };
-use svc_kit::HasKit;
 
 pub async fn handle(
     app: App,
