@@ -262,6 +262,11 @@ async fn nats_server_loses_its_store(storage: Storage, name: &str) {
     let inject = async |p: &mut Platform, progress: &Progress, total: usize| {
         let at = moments(total, 1)[0];
         progress.reach(at).await;
+        // wallet-svc goes first, so that redemptions pile up unconsumed in
+        // the store that is about to be lost: their events exist nowhere
+        // but in giftcode-svc's database afterwards.
+        p.wallet[0].kill9();
+        tokio::time::sleep(downtime()).await;
         let Broker::Single(nats) = &mut p.broker else {
             unreachable!("one server")
         };
@@ -269,8 +274,10 @@ async fn nats_server_loses_its_store(storage: Storage, name: &str) {
         let down = downtime();
         tokio::time::sleep(down).await;
         tokio::task::block_in_place(|| nats.restart());
+        p.wallet[0].start();
         vec![format!(
-            "kill -9 nats-server after {at} attempts, store deleted, back empty after {} ms",
+            "kill -9 wallet-svc after {at} attempts, then kill -9 nats-server, its store deleted, \
+             back empty after {} ms, then wallet-svc",
             down.as_millis()
         )]
     };
