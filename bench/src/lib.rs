@@ -9,7 +9,10 @@
 use clap::{Parser, Subcommand};
 
 pub mod baseline;
+pub mod ceiling;
 pub mod drive;
+pub mod first;
+pub mod flash;
 pub use reliability::procstat;
 pub mod report;
 pub mod run;
@@ -50,6 +53,30 @@ pub struct Args {
     /// One redeem in this many takes the shared code (0: none do).
     #[arg(long, env = "BENCH_SHARED_EVERY", default_value_t = 4)]
     pub shared_every: usize,
+    /// Where the services keep their data: sqlite (the embedded default) or
+    /// postgres (a private cluster with fsync on).
+    #[arg(long, env = "BENCH_STORAGE", default_value = "sqlite")]
+    pub storage: String,
+    /// JetStream's sync_interval for the platform's nats-server: `shipped`
+    /// (what nats.conf says) or a value (`always`, `2m`).
+    #[arg(long, env = "BENCH_NATS_SYNC", default_value = "shipped")]
+    pub nats_sync: String,
+    /// The flash: phones racing for one shared code (0: no flash).
+    #[arg(long, env = "BENCH_FLASH_PHONES", default_value_t = 20_000)]
+    pub flash_phones: usize,
+    /// The flash code's cap.
+    #[arg(long, env = "BENCH_FLASH_CAP", default_value_t = 1_000)]
+    pub flash_cap: usize,
+    /// Clients at once during the flash.
+    #[arg(long, env = "BENCH_FLASH_CONCURRENCY", default_value_t = 256)]
+    pub flash_concurrency: usize,
+    /// Restarts, each timing the first redeem after /readyz (0: none).
+    #[arg(long, env = "BENCH_FIRST_ROUNDS", default_value_t = 5)]
+    pub first_rounds: usize,
+    /// Measure the broker's ceiling (JetStream publishes, sync always and
+    /// the server's default).
+    #[arg(long, env = "BENCH_CEILING", default_value_t = true, action = clap::ArgAction::Set)]
+    pub ceiling: bool,
 }
 
 /// The baseline's processes: this binary, run again in another role.

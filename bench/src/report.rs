@@ -11,6 +11,11 @@ pub fn markdown(r: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
+        "storage: {}; nats-server sync_interval: {}\n",
+        r.storage, r.nats_sync
+    );
+    let _ = writeln!(
+        s,
         "| concurrency | redeems/s | p50 ms | p95 ms | p99 ms | baseline/s | baseline p50 / p99 ms | ratio | CPU-s per 1000 (redeem / baseline) | peak MiB: nats, giftcode, wallet, gateway |"
     );
     let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|");
@@ -78,6 +83,40 @@ pub fn markdown(r: &Report) -> String {
         c.exported.as_secs_f64(),
         c.giftcode_peak_mib
     );
+    if let Some(f) = &r.flash {
+        let _ = writeln!(
+            s,
+            "\nflash: {} phones at c={} for a code capped at {}: all answered in {:.2} s; {} credited, {} refused; \
+             {:.0} refusals/s after the cap = {:.0}% of the baseline's {:.0}/s at c={}; {:.2} CPU-s per 1000 refusals",
+            f.phones,
+            f.concurrency,
+            f.cap,
+            f.all_answered.as_secs_f64(),
+            f.winners,
+            f.refused,
+            f.refusals_per_second,
+            100.0 * f.refusals_per_second / r.flash_baseline_per_second,
+            r.flash_baseline_per_second,
+            f.concurrency,
+            f.cpu_per_1000_refusals
+        );
+    }
+    if let Some(f) = &r.first {
+        let each: Vec<String> = f.millis.iter().map(|m| format!("{m:.1}")).collect();
+        let _ = writeln!(
+            s,
+            "\nfirst redeem after start-up (from /readyz green): median {:.1} ms ({} ms)",
+            f.median(),
+            each.join(", ")
+        );
+    }
+    for c in &r.ceilings {
+        let _ = writeln!(
+            s,
+            "\nbroker ceiling, sync_interval {}: {:.0} JetStream messages/s one at a time, {:.0}/s pipelined; {:.2} CPU-s per 1000 messages",
+            c.sync, c.sequential_per_second, c.pipelined_per_second, c.cpu_per_1000
+        );
+    }
     s
 }
 
@@ -104,11 +143,32 @@ pub fn json(r: &Report) -> Value {
             "baseline": side(&l.baseline),
             "ratio": l.redeem.window.per_second() / l.baseline.window.per_second(),
         })).collect::<Vec<_>>(),
+        "storage": r.storage,
+        "nats_sync": r.nats_sync,
         "create": json!({
             "codes": r.create.codes,
             "committed_s": r.create.committed.as_secs_f64(),
             "exported_s": r.create.exported.as_secs_f64(),
             "giftcode_peak_mib": r.create.giftcode_peak_mib,
         }),
+        "flash": r.flash.as_ref().map(|f| json!({
+            "phones": f.phones,
+            "cap": f.cap,
+            "concurrency": f.concurrency,
+            "all_answered_s": f.all_answered.as_secs_f64(),
+            "winners": f.winners,
+            "refused": f.refused,
+            "refusals_per_second": f.refusals_per_second,
+            "baseline_per_second": r.flash_baseline_per_second,
+            "ratio": f.refusals_per_second / r.flash_baseline_per_second,
+            "cpu_seconds_per_1000_refusals": f.cpu_per_1000_refusals,
+        })),
+        "first_redeem_ms": r.first.as_ref().map(|f| json!({"median": f.median(), "rounds": f.millis})),
+        "ceilings": r.ceilings.iter().map(|c| json!({
+            "sync": c.sync,
+            "sequential_per_second": c.sequential_per_second,
+            "pipelined_per_second": c.pipelined_per_second,
+            "cpu_seconds_per_1000": c.cpu_per_1000,
+        })).collect::<Vec<_>>(),
     })
 }

@@ -13,7 +13,7 @@ use std::{
 use anyhow::{Context, bail, ensure};
 use reliability::{
     phone,
-    platform::{Broker, Options, Platform, TOKEN},
+    platform::{Broker, Options, Platform, Storage, TOKEN},
     verify::Admin,
 };
 use serde_json::{Value, json};
@@ -21,7 +21,10 @@ use serde_json::{Value, json};
 use crate::{
     Args,
     baseline::Baseline,
+    ceiling::Ceiling,
     drive::{Window, drive},
+    first::First,
+    flash::Flash,
     procstat,
 };
 
@@ -47,8 +50,15 @@ pub struct Side {
 
 /// What the run found, printed and written as JSON.
 pub struct Report {
+    pub storage: String,
+    pub nats_sync: String,
     pub create: Creation,
     pub levels: Vec<Level>,
+    pub flash: Option<Flash>,
+    /// The echo baseline at the flash's concurrency, for its ratio.
+    pub flash_baseline_per_second: f64,
+    pub first: Option<First>,
+    pub ceilings: Vec<Ceiling>,
 }
 
 pub struct Creation {
@@ -71,8 +81,17 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     eprintln!(
         "starting the platform (SQLite, synchronous=FULL; nats-server as nats.conf ships it)"
     );
-    let platform = Platform::start(Options {
+    let storage = match args.storage.as_str() {
+        "sqlite" => Storage::Sqlite,
+        "postgres" => Storage::Postgres,
+        other => bail!("--storage is sqlite or postgres, not {other:?}"),
+    };
+    let sync = (args.nats_sync != "shipped").then(|| args.nats_sync.clone());
+    let mut platform = Platform::start(Options {
         as_shipped: true,
+        storage,
+        sync: sync.clone(),
+        durable_postgres: true,
         ..Options::default()
     })
     .await;
@@ -191,7 +210,86 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
             redeem: r,
         });
     }
-    Ok(Report { create, levels })
+    let at = args.flash_concurrency;
+    let flash_baseline_per_second = match levels.iter().find(|l| l.concurrency == at) {
+        Some(l) => l.baseline.window.per_second(),
+        None if args.flash_phones > 0 => {
+            let url = baseline.url.clone();
+            let client = http.clone();
+            side(&baseline.pids(), |on_window| {
+                drive(
+                    at,
+                    0,
+                    warmup,
+                    measure,
+                    move |i| echo(client.clone(), url.clone(), i),
+                    on_window,
+                )
+            })
+            .await
+            .window
+            .per_second()
+        }
+        None => f64::NAN,
+    };
+    let flash = if args.flash_phones > 0 {
+        eprintln!(
+            "the flash: one shared code capped at {}, {} phones, {} at a time",
+            args.flash_cap, args.flash_phones, at
+        );
+        let f =
+            crate::flash::run(&admin, &base, args.flash_cap, args.flash_phones, at, &pids).await?;
+        eprintln!(
+            "  all answered in {:.2} s; {:.0} refusals/s after the cap ({:.0}% of the baseline's {:.0}/s); {} credited",
+            f.all_answered.as_secs_f64(),
+            f.refusals_per_second,
+            100.0 * f.refusals_per_second / flash_baseline_per_second,
+            flash_baseline_per_second,
+            f.winners
+        );
+        Some(f)
+    } else {
+        None
+    };
+    let first = if args.first_rounds > 0 {
+        eprintln!(
+            "the first redeem after start-up, {} restarts",
+            args.first_rounds
+        );
+        let spare = codes.get(next..).unwrap_or_default();
+        let f = crate::first::run(&mut platform, spare, args.first_rounds).await?;
+        eprintln!("  median {:.1} ms", f.median());
+        Some(f)
+    } else {
+        None
+    };
+    let mut ceilings = Vec::new();
+    if args.ceiling {
+        for s in [Some("always"), None] {
+            eprintln!(
+                "the broker's ceiling, sync_interval {}",
+                s.unwrap_or("default")
+            );
+            let c = crate::ceiling::run(s).await?;
+            eprintln!(
+                "  {:.0} messages/s one at a time, {:.0}/s pipelined",
+                c.sequential_per_second, c.pipelined_per_second
+            );
+            ceilings.push(c);
+        }
+    }
+    Ok(Report {
+        storage: args.storage.clone(),
+        nats_sync: sync.unwrap_or_else(|| {
+            testkit::nats::shipped_sync_interval().unwrap_or_else(|| "default".into())
+        }),
+        create,
+        levels,
+        flash,
+        flash_baseline_per_second,
+        first,
+        ceilings,
+    })
 }
 
 /// Runs one side's load, charging CPU and peak memory to its processes.

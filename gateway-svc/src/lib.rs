@@ -215,6 +215,12 @@ pub async fn run(
         metrics: Metrics::new("gateway-svc"),
         in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
     }));
+    // What the first caller would otherwise wait for: the phone-number
+    // metadata (built on first use) and the reply subscription.
+    Phone::warm();
+    if let Err(e) = state.nats.warm().await {
+        tracing::warn!(error = %e, "cannot open the reply inboxes yet; the first call will");
+    }
     tracing::info!(addr = ?listener.local_addr().ok(), nats = %config.nats.url, "gateway-svc started");
     axum::serve(
         listener,

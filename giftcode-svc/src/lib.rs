@@ -93,6 +93,7 @@ pub fn service(app: App) -> Service<App> {
     .redrives("uncredited redemptions", |app, after| async move {
         app.redrive_redemptions(after).await
     })
+    .warms(|app| async move { app.warm().await })
     .endpoints(|e| {
         e.endpoint::<ep::Redeem, _, _, _>(|app, ctx, req| async move {
             app.redeem(req, ctx.request_id, ctx.reply_to.as_deref())

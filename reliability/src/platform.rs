@@ -51,8 +51,16 @@ impl Broker {
 
 /// A service binary of the workspace in `target/<profile>/`: the directory of
 /// this executable (a binary such as the benchmark) or the one above it (a
-/// test, in `deps/`). `cargo test --workspace` builds them all first.
+/// test, in `deps/`), or `PLATFORM_BIN_DIR` when set. `cargo test
+/// --workspace` builds them all first.
 pub fn binary(name: &str) -> PathBuf {
+    // The benchmark may run other binaries than its own (an earlier build's,
+    // for a before-and-after in the same harness).
+    if let Some(dir) = std::env::var_os("PLATFORM_BIN_DIR") {
+        let path = PathBuf::from(dir).join(name);
+        assert!(path.is_file(), "PLATFORM_BIN_DIR has no {}", path.display());
+        return path;
+    }
     let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current exe: {e}"));
     let here = exe
         .parent()
@@ -167,9 +175,13 @@ pub struct Options {
     pub replicas: usize,
     /// A three-node NATS cluster with streams at three replicas.
     pub cluster: bool,
-    /// A single nats-server as `nats.conf` ships it (every JetStream write
-    /// fsynced before its ack), for benchmarks; tests skip the fsyncs.
+    /// A single nats-server as `nats.conf` ships it (its `sync_interval`),
+    /// for benchmarks; tests use the server's default.
     pub as_shipped: bool,
+    /// With `as_shipped`: another `sync_interval` than the shipped one.
+    pub sync: Option<String>,
+    /// PostgreSQL with fsync on (benchmarks); tests run it without.
+    pub durable_postgres: bool,
 }
 
 impl Default for Options {
@@ -179,6 +191,8 @@ impl Default for Options {
             replicas: 1,
             cluster: false,
             as_shipped: false,
+            sync: None,
+            durable_postgres: false,
         }
     }
 }
@@ -221,6 +235,8 @@ impl Platform {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let broker = if opts.cluster {
             Broker::Cluster(NatsCluster::start(3))
+        } else if let (true, Some(sync)) = (opts.as_shipped, &opts.sync) {
+            Broker::Single(NatsServer::start_with_sync(Some(sync)))
         } else if opts.as_shipped {
             Broker::Single(NatsServer::start_as_shipped())
         } else {
@@ -233,6 +249,9 @@ impl Platform {
             async move {
                 match opts.storage {
                     Storage::Sqlite => format!("sqlite://{}", path.display()),
+                    Storage::Postgres if opts.durable_postgres => {
+                        testkit::Postgres::durable().fresh_database().await
+                    }
                     Storage::Postgres => testkit::Postgres::shared().fresh_database().await,
                 }
             }

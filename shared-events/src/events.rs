@@ -100,7 +100,9 @@ impl<'de> Deserialize<'de> for Cause {
     }
 }
 
-/// A wallet was created (`wallet.events.wallet.created`).
+/// A wallet was created on its own (`POST /wallets`,
+/// `wallet.events.wallet.created`); one opened by a credit is announced by
+/// that credit's `wallet.credited` (`created: true`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WalletCreated {
     pub phone: Phone,
@@ -113,7 +115,9 @@ impl Event for WalletCreated {
     const SUBJECT: &'static str = s::WALLET_CREATED;
 }
 
-/// Money was added to a wallet (`wallet.events.wallet.credited`).
+/// Money was added to a wallet (`wallet.events.wallet.credited`). A credit
+/// that opened the wallet says so (`created`) instead of a `wallet.created`
+/// of its own: one event per credit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WalletCredited {
     pub transaction_id: TransactionId,
@@ -122,6 +126,9 @@ pub struct WalletCredited {
     pub currency: Currency,
     pub balance_after: i64,
     pub cause: Cause,
+    /// This credit opened the wallet (events of older builds lack it: false).
+    #[serde(default)]
+    pub created: bool,
 }
 
 impl Event for WalletCredited {
@@ -214,10 +221,18 @@ mod tests {
             currency: usd(),
             balance_after: 10,
             cause: Cause::GiftCodeRedemption(RedemptionId::generate()),
+            created: true,
         };
         let env = Envelope::new("wallet-svc", None, credited);
         let json = serde_json::to_string(&env).expect("serialize");
         assert!(json.contains(r#""cause":{"type":"gift_code_redemption""#));
+        assert!(json.contains(r#""created":true"#));
+        let older = json.replace(r#","created":true"#, "");
+        let back: Envelope<WalletCredited> = serde_json::from_str(&older).expect("parse");
+        assert!(
+            !back.data.created,
+            "an older build's event reads as not created"
+        );
         let back: Envelope<WalletCredited> = serde_json::from_str(&json).expect("parse");
         assert_eq!(back, env);
         let debited = WalletDebited {

@@ -93,6 +93,13 @@ impl Phone {
         self.0
     }
 
+    /// Loads the phone-number metadata (a lazily built table the first
+    /// parse would otherwise wait for): a service calls it at start-up,
+    /// before it says it is ready.
+    pub fn warm() {
+        let _ = Phone::from_e164("+14155552671");
+    }
+
     /// The last four digits, the rest masked (`•••• 2671`): how the console
     /// and the logs show a phone.
     pub fn masked(&self) -> String {

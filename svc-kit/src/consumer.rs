@@ -4,10 +4,12 @@
 //! dies in between gets the message again after `ack_wait`, and the recorded
 //! event id turns the second delivery into a no-op.
 //!
-//! The handler gets every message one fetch brought (all that were waiting, up
-//! to `batch`), in stream order, so that it can apply them in one transaction:
-//! under load one commit (one fsync) serves many events, and an idle consumer
-//! still handles a lone event as soon as it arrives.
+//! The consumer keeps one long-lived pull with a prefetch window open, so the
+//! server hands messages over as they come. The handler gets every message
+//! that has arrived (up to `batch`), in stream order, so that it can apply
+//! them in one transaction: under load one commit (one fsync) serves many
+//! events, and an idle consumer still handles a lone event as soon as it
+//! arrives.
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -15,10 +17,14 @@ use async_nats::jetstream::{
     self, AckKind,
     consumer::{AckPolicy, DeliverPolicy, pull},
 };
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::{healing::Links, metrics::Metrics};
+
+/// The pull's idle heartbeat: two missed ones end it (the consumer or the
+/// broker is gone) and it is made again.
+const HEARTBEAT: Duration = Duration::from_secs(5);
 
 /// What became of one message.
 #[derive(Debug)]
@@ -42,10 +48,11 @@ pub struct Spec {
     pub batch: usize,
 }
 
-/// Consumes until `stop` is cancelled, calling `handle` for each fetched batch
-/// of messages (in stream order); it answers each message's outcome.
+/// Consumes until `stop` is cancelled, calling `handle` for each batch of
+/// messages that arrived (in stream order); it answers each message's outcome.
 ///
-/// The consumer heals itself: when a fetch fails, or when an idle consumer's
+/// The consumer heals itself: when its pull ends (missed heartbeats, the
+/// consumer deleted), or when an idle consumer's
 /// periodic look-up finds it (or its stream) gone, because the broker lost its
 /// store, it is created again as soon as its stream exists, and counted.
 /// `links` says it is missing meanwhile.
@@ -87,45 +94,56 @@ pub async fn run<F, Fut>(
             }
         };
         backoff = Duration::from_millis(100);
-        let mut idle_since = tokio::time::Instant::now();
-        loop {
-            let batch = tokio::select! {
-                b = consumer.fetch().max_messages(spec.batch).expires(Duration::from_secs(1)).messages() => b,
-                _ = stop.cancelled() => break 'outer,
-            };
-            let mut batch = match batch {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::warn!(durable = %spec.durable, error = %e, "fetch failed");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue 'outer;
-                }
-            };
-            // A fetch hands over what is waiting and ends: collect it all.
-            let mut msgs = Vec::new();
-            while let Some(msg) = batch.next().await {
-                match msg {
-                    Ok(m) => msgs.push(m),
-                    Err(e) => {
-                        tracing::debug!(error = %e, "fetch ended");
-                        break;
-                    }
-                }
+        // One long-lived pull with a prefetch window: the server pushes
+        // messages as they come (no pull request per fetch), and asks for
+        // more when half the window is used. Missing heartbeats or a deleted
+        // consumer end it, and it is made again above.
+        let mut messages = match consumer
+            .stream()
+            .max_messages_per_batch(spec.batch)
+            .heartbeat(HEARTBEAT)
+            .expires(HEARTBEAT * 6)
+            .messages()
+            .await
+        {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(durable = %spec.durable, error = %e, "cannot pull; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue 'outer;
             }
-            if msgs.is_empty() {
-                // An idle consumer cannot tell "nothing to do" from "gone":
-                // look it up now and then.
-                if idle_since.elapsed() >= crate::healing::WATCH_EVERY {
-                    idle_since = tokio::time::Instant::now();
+        };
+        loop {
+            let first = tokio::select! {
+                m = messages.next() => m,
+                _ = tokio::time::sleep(crate::healing::WATCH_EVERY) => {
+                    // Idle: a consumer that is gone says nothing until its
+                    // heartbeats are missed; look it up now and then.
                     let mut c = consumer.clone();
                     if c.info().await.is_err() {
                         tracing::debug!(durable = %spec.durable, "consumer not found on look-up");
                         continue 'outer;
                     }
+                    continue;
                 }
-                continue;
+                _ = stop.cancelled() => break 'outer,
+            };
+            let mut msgs = match first {
+                Some(Ok(m)) => vec![m],
+                Some(Err(e)) => {
+                    tracing::warn!(durable = %spec.durable, error = %e, "pull ended");
+                    continue 'outer;
+                }
+                None => continue 'outer,
+            };
+            // What has arrived already joins this batch: one transaction (one
+            // commit) for all of it under load, none of it waiting when idle.
+            while msgs.len() < spec.batch {
+                match messages.next().now_or_never() {
+                    Some(Some(Ok(m))) => msgs.push(m),
+                    _ => break,
+                }
             }
-            idle_since = tokio::time::Instant::now();
             for (msg, outcome) in handle(msgs).await {
                 let acked = match outcome {
                     Outcome::Done => msg.ack().await,

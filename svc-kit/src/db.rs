@@ -175,6 +175,8 @@ const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FU
 /// a bulk transaction (a million codes) raises the writer's for its duration
 /// so that it does not spill pages to the log mid-way (BENCHMARKS.md, memory).
 const WRITER_CACHE_KIB: u32 = 16_384;
+/// Reading connections of a SQLite file (a warm-up prepares each).
+pub const READERS: usize = 4;
 const BULK_CACHE_KIB: u32 = 32_768;
 const READER_CACHE_KIB: u32 = 2_048;
 
@@ -231,7 +233,7 @@ impl Db {
                 .connect(&file_url)
                 .await
                 .map_err(DbError::Connect)?;
-            let read = sqlite_pool(4, READER_CACHE_KIB)
+            let read = sqlite_pool(READERS as u32, READER_CACHE_KIB)
                 .connect(&file_url)
                 .await
                 .map_err(DbError::Connect)?;

@@ -155,6 +155,12 @@ type RedriveFn<S> = Arc<
         + Sync,
 >;
 
+type WarmFn<S> = Arc<
+    dyn Fn(S) -> BoxFuture<'static, Result<(), Box<dyn std::error::Error + Send + Sync>>>
+        + Send
+        + Sync,
+>;
+
 type ConsumerFn<S> = Arc<
     dyn Fn(S, Client, Vec<Message>) -> BoxFuture<'static, Vec<(Message, Outcome)>> + Send + Sync,
 >;
@@ -169,6 +175,7 @@ pub struct Service<S> {
     reads: Vec<StreamDef>,
     consumers: Vec<(consumer::Spec, ConsumerFn<S>)>,
     redrives: Vec<(&'static str, RedriveFn<S>)>,
+    warms: Vec<WarmFn<S>>,
     endpoints: Endpoints<S>,
 }
 
@@ -185,8 +192,27 @@ impl<S: HasKit + Clone + Send + Sync + 'static> Service<S> {
             reads: Vec::new(),
             consumers: Vec::new(),
             redrives: Vec::new(),
+            warms: Vec::new(),
             endpoints: Endpoints::default(),
         }
+    }
+
+    /// Work done once at start-up, before the service takes requests and
+    /// before `/readyz` turns green, so that the first caller after a deploy
+    /// waits for nothing lazy (a first connection, a first prepared
+    /// statement). It must write no business rows.
+    pub fn warms<F, Fut, E>(mut self, f: F) -> Self
+    where
+        F: Fn(S) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let f = Arc::new(f);
+        self.warms.push(Arc::new(move |s| {
+            let fut = f(s);
+            Box::pin(async move { fut.await.map_err(|e| Box::new(e) as _) })
+        }));
+        self
     }
 
     /// An end-to-end re-drive (issue 11): six times per `REDRIVE_AFTER`, `f` gets
@@ -252,6 +278,7 @@ impl<S: HasKit + Clone + Send + Sync + 'static> Service<S> {
             reads,
             consumers,
             redrives,
+            warms,
             endpoints,
         } = self;
         let links = Arc::new(Links::default());
@@ -312,6 +339,14 @@ impl<S: HasKit + Clone + Send + Sync + 'static> Service<S> {
                 kit.metrics.clone(),
                 consuming.clone(),
             )));
+        }
+        // Before the service answers anything: what the first caller would
+        // otherwise wait for.
+        shared_events::Phone::warm();
+        for warm in &warms {
+            if let Err(e) = warm(state.clone()).await {
+                tracing::warn!(error = %e, "a warm-up step failed; the first requests may be slower");
+            }
         }
         let requests = TaskTracker::new();
         let service = endpoints

@@ -35,6 +35,18 @@ pub const NATS_USERS: [(&str, &str); 4] = [
     ("ops", "OPS_NATS_PASSWORD"),
 ];
 
+/// The repo's `nats.conf`, as shipped.
+pub const NATS_CONF: &str = include_str!("../../nats.conf");
+
+/// The `sync_interval` the shipped `nats.conf` sets, if any.
+pub fn shipped_sync_interval() -> Option<String> {
+    NATS_CONF.lines().find_map(|l| {
+        let l = l.trim();
+        let v = l.strip_prefix("sync_interval:")?;
+        Some(v.trim().trim_matches('"').to_owned())
+    })
+}
+
 /// The repo's users file, as shipped (compiled in, so a test cannot read
 /// another copy).
 pub const NATS_USERS_CONF: &str = include_str!("../../nats-users.conf");
@@ -63,9 +75,8 @@ pub struct NatsServer {
     dir: TempDir,
     /// `(user, password)` of each user when started with the repo's users.
     users: Vec<(&'static str, String)>,
-    /// JetStream fsyncs every write before acknowledging it, as `nats.conf`
-    /// ships (`sync_interval: always`).
-    sync_always: bool,
+    /// JetStream's `sync_interval`, if set (the server's default otherwise).
+    sync: Option<String>,
 }
 
 impl NatsServer {
@@ -90,23 +101,29 @@ impl NatsServer {
     }
 
     /// As [`NatsServer::start_with_users`], and with the durability of the
-    /// shipped `nats.conf`: every JetStream write is fsynced before its ack.
-    /// Slower; for benchmarks, which must measure the platform as shipped.
+    /// shipped `nats.conf` (its `sync_interval`). For benchmarks, which must
+    /// measure the platform as shipped.
     pub fn start_as_shipped() -> Self {
+        Self::start_with_sync(shipped_sync_interval().as_deref())
+    }
+
+    /// With the repo's users and JetStream's `sync_interval` set to `sync`
+    /// (`always`, `2m`…; `None`: the server's default).
+    pub fn start_with_sync(sync: Option<&str>) -> Self {
         Self::launch_with(
             NATS_USERS
                 .iter()
                 .map(|(user, _)| (*user, random_password()))
                 .collect(),
-            true,
+            sync.map(str::to_owned),
         )
     }
 
     fn launch(users: Vec<(&'static str, String)>) -> Self {
-        Self::launch_with(users, false)
+        Self::launch_with(users, None)
     }
 
-    fn launch_with(users: Vec<(&'static str, String)>, sync_always: bool) -> Self {
+    fn launch_with(users: Vec<(&'static str, String)>, sync: Option<String>) -> Self {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let mut server = Self {
             child: None,
@@ -114,7 +131,7 @@ impl NatsServer {
             monitor_port: free_port(),
             dir,
             users,
-            sync_always,
+            sync,
         };
         if server.has_users() {
             server.write_config();
@@ -136,10 +153,9 @@ impl NatsServer {
             port = self.port,
             monitor = self.monitor_port,
             store = dir.join("store").display(),
-            sync = if self.sync_always {
-                "  sync_interval: always\n"
-            } else {
-                ""
+            sync = match &self.sync {
+                Some(s) => format!("  sync_interval: {s}\n"),
+                None => String::new(),
             },
         );
         std::fs::write(dir.join("nats.conf"), conf)

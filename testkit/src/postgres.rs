@@ -21,6 +21,7 @@ pub struct Postgres {
 }
 
 static POSTGRES: OnceLock<Postgres> = OnceLock::new();
+static DURABLE: OnceLock<Postgres> = OnceLock::new();
 
 fn postgres_bin_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("PG_BIN_DIR") {
@@ -77,10 +78,16 @@ fn pg_command(bin: &Path, as_postgres: bool) -> Command {
 impl Postgres {
     /// The cluster of this test binary, started on first use.
     pub fn shared() -> &'static Postgres {
-        POSTGRES.get_or_init(Postgres::start)
+        POSTGRES.get_or_init(|| Postgres::start(false))
     }
 
-    fn start() -> Self {
+    /// A cluster of this process that keeps production's durability (fsync
+    /// on), for benchmarks; tests use [`Postgres::shared`], which does not.
+    pub fn durable() -> &'static Postgres {
+        DURABLE.get_or_init(|| Postgres::start(true))
+    }
+
+    fn start(durable: bool) -> Self {
         let bin = postgres_bin_dir();
         let root = running_as_root();
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
@@ -125,7 +132,13 @@ impl Postgres {
             .arg(dir.path())
             .args(["-c", "listen_addresses=127.0.0.1"])
             .args(["-c", "max_connections=300"])
-            .args(["-c", "fsync=off", "-c", "full_page_writes=off"])
+            // Tests want speed; a benchmark wants what production runs:
+            // every commit on disk.
+            .args(if durable {
+                ["-c", "fsync=on", "-c", "full_page_writes=on"]
+            } else {
+                ["-c", "fsync=off", "-c", "full_page_writes=off"]
+            })
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(

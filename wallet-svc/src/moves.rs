@@ -92,8 +92,7 @@ impl App {
         let m = Move::new(req, TransactionKind::AdminCredit)?;
         let now = now_micros();
         let mut tx = self.db().begin().await?;
-        self.open_wallet(&mut tx, &m.req.phone, now, correlation_id.clone())
-            .await?;
+        let created = self.open_wallet(&mut tx, &m.req.phone, now, None).await?;
         let wallet = Account::User(m.req.phone.clone());
         let transfer = match self
             .post_move(&mut tx, &m, &Account::AdminAdjustments, &wallet, now)
@@ -114,6 +113,7 @@ impl App {
                 currency: self.currency().clone(),
                 balance_after: transfer.credit_balance_after,
                 cause: Cause::AdminCredit(m.req.idempotency_key.as_str().to_owned()),
+                created,
             },
         );
         outbox::enqueue(&mut tx, &event).await?;

@@ -115,8 +115,7 @@ impl App {
             })?;
             return self.answer_again(tx, event, &t).await;
         }
-        self.open_wallet(tx, &d.phone, now, event.correlation_id.clone())
-            .await?;
+        let created = self.open_wallet(tx, &d.phone, now, None).await?;
         let funding = Account::GroupFunding(d.group_id);
         if funded.insert(d.group_id) {
             ledger::ensure_account(tx, &funding, self.currency(), now).await?;
@@ -151,7 +150,8 @@ impl App {
             Err(PostError::Db(e)) => return Err(e.into()),
             Err(PostError::Kit(e)) => return Err(e.into()),
         };
-        outbox::enqueue(tx, &self.credited(event, &transfer, posting.event_id)?).await?;
+        let credited = self.credited(event, &transfer, posting.event_id, created)?;
+        outbox::enqueue(tx, &credited).await?;
         Ok((self.notice(d.redemption_id, &transfer)?, true))
     }
 
@@ -164,7 +164,16 @@ impl App {
         event: &Envelope<CodeRedeemed>,
         t: &Transfer,
     ) -> Result<(CreditNotice, bool)> {
-        let credited = self.credited(event, t, t.event_id.unwrap_or_else(Uuid::now_v7))?;
+        // Whether that credit opened the wallet: then the account was made
+        // in the same transaction, at the same time.
+        let Account::User(phone) = &t.credit else {
+            return Err(Error::Ledger(format!("credit {} not to a wallet", t.id)));
+        };
+        let opened = crate::wallets::fetch_wallet(tx, phone)
+            .await?
+            .is_some_and(|w| w.created_at == from_micros(t.created_at));
+        let id = t.event_id.unwrap_or_else(Uuid::now_v7);
+        let credited = self.credited(event, t, id, opened)?;
         let again = outbox::resend(tx, &credited, now_micros()).await?;
         Ok((self.notice(event.data.redemption_id, t)?, again))
     }
@@ -175,6 +184,7 @@ impl App {
         event: &Envelope<CodeRedeemed>,
         t: &Transfer,
         id: Uuid,
+        created: bool,
     ) -> Result<Envelope<WalletCredited>> {
         let Account::User(phone) = &t.credit else {
             return Err(Error::Ledger(format!("credit {} not to a wallet", t.id)));
@@ -191,6 +201,7 @@ impl App {
                 currency: self.currency().clone(),
                 balance_after: t.credit_balance_after,
                 cause: Cause::GiftCodeRedemption(event.data.redemption_id),
+                created,
             },
         ))
     }

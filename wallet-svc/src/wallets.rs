@@ -30,7 +30,7 @@ impl App {
         let now = now_micros();
         let mut tx = self.db().begin().await?;
         if !self
-            .open_wallet(&mut tx, phone, now, correlation_id)
+            .open_wallet(&mut tx, phone, now, Some(correlation_id))
             .await?
         {
             return Err(Error::WalletExists);
@@ -43,18 +43,19 @@ impl App {
         Ok(wallet)
     }
 
-    /// Creates the wallet's account if missing, with its `wallet.created`
-    /// event, in the caller's transaction. True if it was created.
+    /// Creates the wallet's account if missing, in the caller's transaction;
+    /// true if it was created. `announce` (with its correlation id) adds a
+    /// `wallet.created` event; a credit announces the new wallet itself.
     pub(crate) async fn open_wallet(
         &self,
         conn: &mut AnyConnection,
         phone: &Phone,
         now: i64,
-        correlation_id: Option<String>,
+        announce: Option<Option<String>>,
     ) -> Result<bool> {
         let account = Account::User(phone.clone());
         let created = ledger::ensure_account(conn, &account, self.currency(), now).await?;
-        if created {
+        if let (true, Some(correlation_id)) = (created, announce) {
             let event = Envelope::new(
                 crate::SOURCE,
                 correlation_id,

@@ -120,6 +120,19 @@ impl App {
         }
     }
 
+    /// Start-up warm-up (svc-kit's `warms`): the redeem's read prepared on
+    /// every reading connection and the writer's first transaction begun and
+    /// rolled back, so the first redeem waits for neither. Writes nothing.
+    pub async fn warm(&self) -> Result<()> {
+        let phone: Phone = "+14155552671"
+            .parse()
+            .map_err(|_| Error::Internal("the warm-up phone".into()))?;
+        let reads = (0..svc_kit::db::READERS).map(|_| self.find_target(&[0; 32], &phone));
+        futures::future::try_join_all(reads).await?;
+        self.db().begin().await?.rollback().await?;
+        Ok(())
+    }
+
     /// The code's target and, if this phone redeemed it before, that
     /// redemption: one query, since every redeem needs both.
     async fn find_target(

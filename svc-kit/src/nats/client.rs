@@ -3,12 +3,21 @@
 //! does); [`ServiceClient::call`] sends any JSON, for tests that must send
 //! what no typed caller would.
 
-use std::time::Duration;
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
-use async_nats::{Client, HeaderMap, Message, Subscriber};
+use async_nats::{Client, HeaderMap, Message};
 use bytes::Bytes;
+use futures::StreamExt;
 use serde::{Serialize, de::DeserializeOwned};
 use shared_events::{Endpoint, subjects::REQUEST_ID_HEADER};
+use tokio::sync::{OnceCell, mpsc};
 
 use super::wire::{CallError, decode_reply};
 
@@ -17,11 +26,28 @@ use super::wire::{CallError, decode_reply};
 pub struct ServiceClient {
     client: Client,
     timeout: Duration,
+    inboxes: Arc<OnceCell<Inboxes>>,
 }
 
 impl ServiceClient {
     pub fn new(client: Client, timeout: Duration) -> Self {
-        Self { client, timeout }
+        Self {
+            client,
+            timeout,
+            inboxes: Arc::new(OnceCell::new()),
+        }
+    }
+
+    /// Opens what the first call would (the reply subscriptions), so that
+    /// the first real call does not pay for it.
+    pub async fn warm(&self) -> Result<(), CallError> {
+        self.inboxes().await.map(|_| ())
+    }
+
+    async fn inboxes(&self) -> Result<&Inboxes, CallError> {
+        self.inboxes
+            .get_or_try_init(|| Inboxes::subscribe(&self.client))
+            .await
     }
 
     pub fn nats(&self) -> &Client {
@@ -50,16 +76,27 @@ impl ServiceClient {
     }
 
     /// Calls endpoint `E` whose reply comes in several messages (frames, or a
-    /// redeem's reply and credit notice): the caller reads them off the
-    /// returned subscription with [`Replies::next`].
+    /// redeem's reply and credit notice): the caller reads them with
+    /// [`Replies::next_until`]. The replies come to an inbox of this client's
+    /// one long-lived subscription, so a call opens and closes none.
     pub async fn request_replies<E: Endpoint>(
         &self,
         req: &E::Request,
         request_id: Option<&str>,
     ) -> Result<Replies<E>, CallError> {
-        let sub = self.call_stream(E::SUBJECT, req, request_id).await?;
+        let body = serde_json::to_vec(req).map_err(|e| CallError::BadReply(e.to_string()))?;
+        let inbox = self.inboxes().await?.next_inbox();
+        self.client
+            .publish_with_reply_and_headers(
+                E::SUBJECT.to_owned(),
+                inbox.subject.clone(),
+                Self::headers(request_id),
+                body.into(),
+            )
+            .await
+            .map_err(|e| CallError::Transport(e.to_string()))?;
         Ok(Replies {
-            sub,
+            inbox,
             _endpoint: std::marker::PhantomData,
         })
     }
@@ -93,14 +130,15 @@ impl ServiceClient {
             .map_err(|e| map_request_error(subject, e))
     }
 
-    /// A request answered by several messages, on a fresh inbox subscribed
-    /// before the request leaves (so no answer can be missed).
+    /// A request answered by several messages, with any JSON body, on a
+    /// fresh inbox subscribed before the request leaves (so no answer can be
+    /// missed). Tests use it; typed callers use [`Self::request_replies`].
     pub async fn call_stream<Req: Serialize + ?Sized>(
         &self,
         subject: &str,
         req: &Req,
         request_id: Option<&str>,
-    ) -> Result<Subscriber, CallError> {
+    ) -> Result<async_nats::Subscriber, CallError> {
         let body = serde_json::to_vec(req).map_err(|e| CallError::BadReply(e.to_string()))?;
         let inbox = self.client.new_inbox();
         let sub = self
@@ -123,28 +161,114 @@ impl ServiceClient {
 
 /// The answers of one multi-message call, each read as `E::Reply`.
 pub struct Replies<E: Endpoint> {
-    sub: Subscriber,
+    inbox: Inbox,
     _endpoint: std::marker::PhantomData<E>,
 }
 
 impl<E: Endpoint> Replies<E> {
-    /// The next answer, waiting until `deadline`: `None` once it passed or
-    /// the subscription ended.
+    /// The next answer, waiting until `deadline`: `None` once it passed.
     pub async fn next_until(
         &mut self,
         deadline: tokio::time::Instant,
     ) -> Option<Result<E::Reply, CallError>> {
-        use futures::StreamExt;
-        let msg = tokio::time::timeout_at(deadline, self.sub.next())
+        let msg = tokio::time::timeout_at(deadline, self.inbox.rx.recv())
             .await
             .ok()??;
         Some(decode_reply(E::SUBJECT, &msg))
     }
 
-    /// The answers as a stream (they end when the subscription does).
+    /// The answers as a stream (it ends when the inbox is dropped).
     pub fn into_stream(self) -> impl futures::Stream<Item = Result<E::Reply, CallError>> {
-        use futures::StreamExt;
-        self.sub.map(|msg| decode_reply(E::SUBJECT, &msg))
+        futures::stream::unfold(self, |mut r| async move {
+            let msg = r.inbox.rx.recv().await?;
+            Some((decode_reply(E::SUBJECT, &msg), r))
+        })
+    }
+}
+
+/// Answers a call may hold unread; past it the rest are dropped. The longest
+/// answer is a million codes' creation, 103 frames (group, 100 of codes,
+/// end); a redeem gets two messages.
+const INBOX_DEPTH: usize = 128;
+
+/// One subscription, `<prefix>.*`, for every multi-message call of this
+/// client: each call gets `<prefix>.<n>` and the messages to it are handed
+/// to that call's channel. Opening and closing a subscription per redeem was
+/// two more protocol messages for the broker on each.
+#[derive(Debug)]
+struct Inboxes {
+    prefix: String,
+    next: AtomicU64,
+    open: Arc<Mutex<HashMap<u64, mpsc::Sender<Message>>>>,
+}
+
+impl Inboxes {
+    async fn subscribe(client: &Client) -> Result<Self, CallError> {
+        let prefix = client.new_inbox();
+        let mut sub = client
+            .subscribe(format!("{prefix}.*"))
+            .await
+            .map_err(|e| CallError::Transport(e.to_string()))?;
+        let open: Arc<Mutex<HashMap<u64, mpsc::Sender<Message>>>> = Arc::default();
+        let routes = open.clone();
+        tokio::spawn(async move {
+            while let Some(msg) = sub.next().await {
+                let Some(n) = msg
+                    .subject
+                    .rsplit('.')
+                    .next()
+                    .and_then(|t| t.parse::<u64>().ok())
+                else {
+                    continue;
+                };
+                let tx = routes
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&n)
+                    .cloned();
+                if let Some(tx) = tx {
+                    // A caller that stopped reading loses the rest.
+                    let _ = tx.try_send(msg);
+                }
+            }
+        });
+        Ok(Self {
+            prefix,
+            next: AtomicU64::new(1),
+            open,
+        })
+    }
+
+    fn next_inbox(&self) -> Inbox {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(INBOX_DEPTH);
+        self.open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(n, tx);
+        Inbox {
+            subject: format!("{}.{n}", self.prefix),
+            n,
+            rx,
+            routes: self.open.clone(),
+        }
+    }
+}
+
+/// One call's inbox; closed when dropped.
+struct Inbox {
+    subject: String,
+    n: u64,
+    rx: mpsc::Receiver<Message>,
+    routes: Arc<Mutex<HashMap<u64, mpsc::Sender<Message>>>>,
+}
+
+impl Drop for Inbox {
+    fn drop(&mut self) {
+        self.routes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.n);
     }
 }
 
