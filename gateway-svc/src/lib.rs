@@ -212,7 +212,7 @@ pub async fn run(
             config.failed_redeems_per_phone,
             Duration::from_secs(3600),
         ),
-        metrics: Metrics::new("gateway-svc"),
+        metrics: Metrics::new("gateway-svc", None),
         in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
     }));
     // What the first caller would otherwise wait for: the phone-number

@@ -2,8 +2,6 @@
 //! §9; failures that are ours (database, runtime, an invariant broken) map to
 //! `internal`, keep their cause, and go to the log, not to the caller.
 
-use std::sync::Arc;
-
 use shared_events::{ErrorCode, FieldError, ServiceError};
 
 #[derive(Debug, thiserror::Error)]
@@ -32,19 +30,13 @@ pub enum Error {
     CodeInactive,
     #[error("this code is not active yet")]
     CodeNotYetActive,
-    /// The redeem queue is full: refused at once rather than queued.
-    #[error("too many redeems in flight")]
-    Overloaded,
     /// Bad configuration, found at start-up.
     #[error("configuration: {0}")]
     Config(String),
     #[error(transparent)]
     Kit(#[from] svc_kit::Error),
     #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
-    /// A group commit failed: every redeem in it shares the cause.
-    #[error("group commit failed: {0}")]
-    Commit(#[source] Arc<sqlx::Error>),
+    Db(#[from] svc_kit::db::SqlError),
     /// Something that cannot happen did.
     #[error("internal: {0}")]
     Internal(String),
@@ -70,10 +62,7 @@ impl Error {
             Self::CodeExpired => C::CodeExpired,
             Self::CodeInactive => C::CodeInactive,
             Self::CodeNotYetActive => C::CodeNotYetActive,
-            Self::Overloaded => C::ServiceUnavailable,
-            Self::Config(_) | Self::Kit(_) | Self::Db(_) | Self::Commit(_) | Self::Internal(_) => {
-                C::Internal
-            }
+            Self::Config(_) | Self::Kit(_) | Self::Db(_) | Self::Internal(_) => C::Internal,
         }
     }
 }

@@ -8,7 +8,7 @@
 use std::{io::Write, path::Path};
 
 use rand::Rng;
-use svc_kit::db::{Backend, Db};
+use svc_kit::db::{Backend, Db, query};
 
 use crate::{
     codes::{CodeKey, from_hex, to_hex},
@@ -77,23 +77,29 @@ fn key_file(path: &Path) -> Result<CodeKey> {
 
 async fn check_fingerprint(db: &Db, key: &CodeKey) -> Result<()> {
     let fp = key.fingerprint();
-    let mut tx = db.begin().await?;
     // Record ours if none is recorded yet. Replicas starting together on a
     // new PostgreSQL database race here (the reliability suite's scale-out
     // scenario saw one die of the duplicate key): whoever loses reads the
     // winner's below, and both go on only if the keys agree.
-    sqlx::query(
-        "INSERT INTO meta (key, value) VALUES ('code_key_fingerprint', $1) \
-         ON CONFLICT (key) DO NOTHING",
-    )
-    .bind(&fp)
-    .execute(&mut *tx)
-    .await?;
-    let stored: String =
-        sqlx::query_scalar("SELECT value FROM meta WHERE key = 'code_key_fingerprint'")
-            .fetch_one(&mut *tx)
-            .await?;
-    tx.commit().await?;
+    let ours = fp.clone();
+    let stored: String = db
+        .write(move |tx| {
+            Box::pin(async move {
+                query(
+                    "INSERT INTO meta (key, value) VALUES ('code_key_fingerprint', $1) \
+                     ON CONFLICT (key) DO NOTHING",
+                )
+                .bind(ours)
+                .execute(tx)
+                .await?;
+                query("SELECT value FROM meta WHERE key = 'code_key_fingerprint'")
+                    .fetch_one(tx)
+                    .await?
+                    .get("value")
+                    .map_err(Error::from)
+            })
+        })
+        .await?;
     if stored != fp {
         return Err(Error::Config(
             "the code key does not match the one this database was created with; \

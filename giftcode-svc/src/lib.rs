@@ -42,7 +42,6 @@ pub struct App(Arc<Inner>);
 struct Inner {
     kit: Kit,
     key: codes::CodeKey,
-    committer: redeem::commit::Committer,
 }
 
 impl App {
@@ -50,18 +49,11 @@ impl App {
     pub async fn open(config: &Config) -> Result<Self> {
         let kit = Kit::open(SOURCE, &config.kit, &MIGRATIONS).await?;
         let key = keys::load(config.code_key.as_deref(), &kit.db).await?;
-        Ok(Self(Arc::new(Inner {
-            committer: redeem::commit::Committer::start(kit.db.clone(), config.kit.max_in_flight),
-            kit,
-            key,
-        })))
+        Ok(Self(Arc::new(Inner { kit, key })))
     }
 
     pub(crate) fn key(&self) -> &codes::CodeKey {
         &self.0.key
-    }
-    pub(crate) fn committer(&self) -> &redeem::commit::Committer {
-        &self.0.committer
     }
 }
 

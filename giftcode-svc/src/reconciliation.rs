@@ -6,8 +6,7 @@ use shared_events::{
     RedemptionId,
     reconciliation::{Item, ItemPage, PageRequest},
 };
-use sqlx::Row;
-use svc_kit::{HasKit, db::RowExt, time::from_micros};
+use svc_kit::{HasKit, db::query, time::from_micros};
 
 use crate::{
     App,
@@ -24,13 +23,13 @@ impl App {
                 .to_string(),
             None => String::new(),
         };
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT id, group_id, amount, redeemed_at FROM redemptions WHERE id > $1 \
              ORDER BY id LIMIT $2",
         )
         .bind(after)
         .bind(limit)
-        .fetch_all(self.db().read())
+        .fetch_all(self.db())
         .await?;
         let items = rows
             .iter()
@@ -39,7 +38,7 @@ impl App {
                     redemption_id: r.parsed("id")?,
                     group_id: r.parsed("group_id")?,
                     amount: r.amount("amount")?,
-                    at: Some(from_micros(r.try_get("redeemed_at")?)),
+                    at: Some(from_micros(r.get("redeemed_at")?)),
                 })
             })
             .collect::<Result<Vec<_>>>()?;

@@ -5,8 +5,11 @@ use shared_events::{
     CodeId, Limit, Page, Phone, RedemptionId,
     giftcode::{ListRedemptionsRequest, Redemption, RedemptionStatus},
 };
-use sqlx::{Row, any::AnyRow};
-use svc_kit::{HasKit, db::RowExt, time::from_micros};
+use svc_kit::{
+    HasKit,
+    db::{Row, query},
+    time::from_micros,
+};
 
 use crate::{
     App,
@@ -25,9 +28,9 @@ macro_rules! redemption_select {
 
 impl App {
     pub async fn get_redemption(&self, id: RedemptionId) -> Result<Redemption> {
-        sqlx::query(concat!(redemption_select!(), " WHERE r.id = $1"))
+        query(concat!(redemption_select!(), " WHERE r.id = $1"))
             .bind(id.to_string())
-            .fetch_optional(self.db().read())
+            .fetch_optional(self.db())
             .await?
             .as_ref()
             .map(from_row)
@@ -41,13 +44,13 @@ impl App {
         code_id: CodeId,
         phone: &Phone,
     ) -> Result<Option<Redemption>> {
-        sqlx::query(concat!(
+        query(concat!(
             redemption_select!(),
             " WHERE r.code_id = $1 AND r.phone = $2"
         ))
         .bind(code_id.to_string())
         .bind(phone.as_str())
-        .fetch_optional(self.db().read())
+        .fetch_optional(self.db())
         .await?
         .as_ref()
         .map(from_row)
@@ -62,24 +65,24 @@ impl App {
         let group_id = req.group_id.to_string();
         let rows = match cursor {
             Some(c) => {
-                sqlx::query(concat!(
+                query(concat!(
                     redemption_select!(),
                     " WHERE r.group_id = $1 AND r.id < $2 ORDER BY r.id DESC LIMIT $3"
                 ))
                 .bind(group_id)
                 .bind(c)
                 .bind(limit + 1)
-                .fetch_all(self.db().read())
+                .fetch_all(self.db())
                 .await?
             }
             None => {
-                sqlx::query(concat!(
+                query(concat!(
                     redemption_select!(),
                     " WHERE r.group_id = $1 ORDER BY r.id DESC LIMIT $2"
                 ))
                 .bind(group_id)
                 .bind(limit + 1)
-                .fetch_all(self.db().read())
+                .fetch_all(self.db())
                 .await?
             }
         };
@@ -90,21 +93,19 @@ impl App {
 
 /// A row with the columns of `redemption_select!` (the redeem path's combined
 /// query selects the same names).
-pub(crate) fn from_row(row: &AnyRow) -> Result<Redemption> {
+pub(crate) fn from_row(row: &Row) -> Result<Redemption> {
     Ok(Redemption {
         id: row.parsed("id")?,
         group_id: row.parsed("group_id")?,
-        group_name: row.try_get("group_name")?,
+        group_name: row.get("group_name")?,
         code_id: row.parsed("code_id")?,
-        code_hint: row.try_get("code_hint")?,
+        code_hint: row.get("code_hint")?,
         phone: row.parsed("phone")?,
         amount: row.amount("amount")?,
         currency: row.parsed("currency")?,
         status: row.word("status", RedemptionStatus::parse)?,
-        redeemed_at: from_micros(row.try_get("redeemed_at")?),
-        credited_at: row
-            .try_get::<Option<i64>, _>("credited_at")?
-            .map(from_micros),
+        redeemed_at: from_micros(row.get("redeemed_at")?),
+        credited_at: row.get::<Option<i64>>("credited_at")?.map(from_micros),
         transaction_id: row.parsed_opt("transaction_id")?,
     })
 }

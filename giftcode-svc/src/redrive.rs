@@ -14,10 +14,9 @@
 use std::time::Duration;
 
 use shared_events::{Envelope, events::CodeRedeemed};
-use sqlx::Row;
 use svc_kit::{
     HasKit,
-    db::RowExt,
+    db::{Conn, Row, query},
     outbox,
     runtime::Redriven,
     time::{from_micros, now_micros},
@@ -37,74 +36,81 @@ impl App {
     /// longer than `after`.
     pub async fn redrive_redemptions(&self, after: Duration) -> Result<Redriven> {
         let cutoff = now_micros() - i64::try_from(after.as_micros()).unwrap_or(i64::MAX);
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT id, group_id, code_id, code_hint, phone, amount, currency, redeemed_at, \
              correlation_id, event_id FROM redemptions \
              WHERE status = 'pending' AND redeemed_at < $1 ORDER BY redeemed_at LIMIT $2",
         )
         .bind(cutoff)
         .bind(ROUND)
-        .fetch_all(self.db().read())
+        .fetch_all(self.db())
         .await?;
         let overdue = if rows.len() as i64 == ROUND {
-            sqlx::query(
+            query(
                 "SELECT COUNT(*) AS n FROM redemptions WHERE status = 'pending' AND redeemed_at < $1",
             )
             .bind(cutoff)
-            .fetch_one(self.db().read())
+            .fetch_one(self.db())
             .await?
-            .try_get::<i64, _>("n")? as usize
+            .get::<i64>("n")? as usize
         } else {
             rows.len()
         };
         let mut republished = 0;
         for chunk in rows.chunks(CHUNK) {
-            let mut tx = self.db().begin().await?;
-            for row in chunk {
-                let id: String = row.try_get("id")?;
-                // Redemptions made before event ids were kept get one now,
-                // kept for the rounds to come.
-                let event_id = match row.parsed_opt::<Uuid>("event_id")? {
-                    Some(e) => e,
-                    None => {
-                        let e = Uuid::now_v7();
-                        sqlx::query("UPDATE redemptions SET event_id = $1 WHERE id = $2")
-                            .bind(e.to_string())
-                            .bind(&id)
-                            .execute(&mut *tx)
-                            .await?;
-                        e
-                    }
-                };
-                let redeemed_at = from_micros(row.try_get("redeemed_at")?);
-                let event = Envelope::again(
-                    event_id,
-                    redeemed_at,
-                    crate::SOURCE,
-                    row.try_get("correlation_id")?,
-                    CodeRedeemed {
-                        redemption_id: row.parsed("id")?,
-                        group_id: row.parsed("group_id")?,
-                        code_id: row.parsed("code_id")?,
-                        code_hint: row.try_get("code_hint")?,
-                        phone: row.parsed("phone")?,
-                        amount: row.amount("amount")?,
-                        currency: row.parsed("currency")?,
-                        redeemed_at,
-                    },
-                );
-                if outbox::resend(&mut tx, &event, cutoff).await? {
-                    republished += 1;
-                }
-            }
-            tx.commit().await?;
-        }
-        if republished > 0 {
-            self.wake_outbox();
+            let chunk = chunk.to_vec();
+            republished += self
+                .db()
+                .write(move |tx| Box::pin(async move { resend(tx, &chunk, cutoff).await }))
+                .await?;
         }
         Ok(Redriven {
             overdue,
             republished,
         })
     }
+}
+
+/// Publishes again, in the caller's transaction, the `code.redeemed` of each
+/// redemption of `rows` last sent before `cutoff`; how many will go out.
+async fn resend(tx: &mut Conn, rows: &[Row], cutoff: i64) -> Result<usize> {
+    let mut republished = 0;
+    for row in rows {
+        let id: String = row.get("id")?;
+        // Redemptions made before event ids were kept get one now, kept for
+        // the rounds to come.
+        let event_id = match row.parsed_opt::<Uuid>("event_id")? {
+            Some(e) => e,
+            None => {
+                let e = Uuid::now_v7();
+                query("UPDATE redemptions SET event_id = $1 WHERE id = $2")
+                    .bind(e.to_string())
+                    .bind(&id)
+                    .execute(tx)
+                    .await?;
+                e
+            }
+        };
+        let redeemed_at = from_micros(row.get("redeemed_at")?);
+        let event = Envelope::again(
+            event_id,
+            redeemed_at,
+            crate::SOURCE,
+            row.get("correlation_id")?,
+            CodeRedeemed {
+                redemption_id: row.parsed("id")?,
+                group_id: row.parsed("group_id")?,
+                code_id: row.parsed("code_id")?,
+                code_hint: row.get("code_hint")?,
+                phone: row.parsed("phone")?,
+                amount: row.amount("amount")?,
+                currency: row.parsed("currency")?,
+                redeemed_at,
+            },
+        );
+        if outbox::resend(tx, &event, cutoff).await? {
+            republished += 1;
+        }
+    }
+    Ok(republished)
 }

@@ -10,7 +10,7 @@ pub enum Error {
     #[error(transparent)]
     Db(#[from] crate::db::DbError),
     #[error("database: {0}")]
-    Sql(#[from] sqlx::Error),
+    Sql(#[from] crate::db::SqlError),
     #[error(transparent)]
     Connect(#[from] crate::nats::ConnectError),
     #[error("stream {stream}: {source}")]

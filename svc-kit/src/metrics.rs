@@ -45,8 +45,21 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new(service: &str) -> Self {
+    /// The metrics of `service`, with its database's counts if it has one.
+    pub fn new(service: &str, db: Option<&crate::db::Stats>) -> Self {
         let mut registry = Registry::with_prefix(service.replace('-', "_"));
+        if let Some(db) = db {
+            registry.register(
+                "db_commits",
+                "Write transactions committed (each one fsync on SQLite)",
+                db.commits.clone(),
+            );
+            registry.register(
+                "db_writes",
+                "Writes committed; on SQLite many share one transaction (group commit)",
+                db.writes.clone(),
+            );
+        }
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::<EndpointLabels, Histogram>::new_with_constructor(|| {
             Histogram::new([

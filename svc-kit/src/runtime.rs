@@ -34,7 +34,7 @@ use crate::{
     health::NatsAndDb,
     metrics::Metrics,
     nats::NatsArgs,
-    outbox::{Publisher, Waker},
+    outbox::Publisher,
     streams::{self, StreamArgs},
     telemetry::LogFormat,
 };
@@ -84,14 +84,13 @@ pub struct Args<N: Names> {
 }
 
 /// What the runtime needs of a service's state: its database, its metrics,
-/// its outbox's waker, and the platform currency. Built once by
+/// and the platform currency. Built once by
 /// [`Kit::open`]; the service keeps it and reaches it through [`HasKit`].
 #[derive(Clone)]
 pub struct Kit {
     pub name: &'static str,
     pub db: Db,
     pub metrics: Metrics,
-    pub outbox: Waker,
     pub currency: Currency,
 }
 
@@ -103,11 +102,11 @@ impl Kit {
         args: &Args<N>,
         migrations: &Migrations,
     ) -> Result<Self, Error> {
+        let db = Db::connect(&args.database_url, migrations).await?;
         Ok(Kit {
             name,
-            db: Db::connect(&args.database_url, migrations).await?,
-            metrics: Metrics::new(name),
-            outbox: Waker::default(),
+            metrics: Metrics::new(name, Some(db.stats())),
+            db,
             currency: args.currency.clone(),
         })
     }
@@ -128,12 +127,6 @@ pub trait HasKit {
     /// The platform currency.
     fn currency(&self) -> &Currency {
         &self.kit().currency
-    }
-
-    /// Wakes the outbox publisher after a commit that added events, so they
-    /// leave at once instead of at its next poll.
-    fn wake_outbox(&self) {
-        self.kit().outbox.wake();
     }
 }
 
@@ -296,7 +289,6 @@ impl<S: HasKit + Clone + Send + Sync + 'static> Service<S> {
             Publisher {
                 db: kit.db.clone(),
                 js: js.clone(),
-                waker: kit.outbox.clone(),
                 metrics: kit.metrics.clone(),
             }
             .run(stop.clone()),

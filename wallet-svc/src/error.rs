@@ -21,7 +21,7 @@ pub enum Error {
     #[error(transparent)]
     Kit(#[from] svc_kit::Error),
     #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(#[from] svc_kit::db::SqlError),
     /// The ledger holds something it never should (a credit without its
     /// transfer, a redemption credit from no group…).
     #[error("ledger: {0}")]

@@ -12,8 +12,11 @@ use shared_events::{
     Amount, Currency, GroupId, Phone, TransactionId,
     wallet::{Direction, Funding, LedgerCheck, Transaction, TransactionKind},
 };
-use sqlx::{AnyConnection, Row, any::AnyRow};
-use svc_kit::{HasKit, db::RowExt, time::from_micros};
+use svc_kit::{
+    HasKit,
+    db::{Conn, Row, SqlError, query},
+    time::from_micros,
+};
 use uuid::Uuid;
 
 use crate::{App, error::Result};
@@ -149,23 +152,23 @@ pub enum PostError {
     #[error("concurrent duplicate")]
     Race,
     #[error(transparent)]
-    Db(#[from] sqlx::Error),
+    Db(#[from] SqlError),
     #[error(transparent)]
     Kit(#[from] svc_kit::Error),
 }
 
 /// Creates the account if it does not exist; true if it was created.
 pub async fn ensure_account(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     account: &Account,
     currency: &Currency,
     now: i64,
-) -> Result<bool, sqlx::Error> {
+) -> Result<bool, SqlError> {
     let phone = match account {
         Account::User(p) => Some(p.as_str()),
         _ => None,
     };
-    let created = sqlx::query(
+    let created = query(
         "INSERT INTO accounts (id, kind, phone, currency, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (id) DO NOTHING",
     )
@@ -175,16 +178,12 @@ pub async fn ensure_account(
     .bind(currency.as_str())
     .bind(now)
     .execute(conn)
-    .await?
-    .rows_affected();
+    .await?;
     Ok(created == 1)
 }
 
-pub async fn find_by_key(
-    conn: &mut AnyConnection,
-    key: &str,
-) -> Result<Option<Transfer>, svc_kit::Error> {
-    sqlx::query(concat!(transfer_select!(), " WHERE idempotency_key = $1"))
+pub async fn find_by_key(conn: &mut Conn, key: &str) -> Result<Option<Transfer>, svc_kit::Error> {
+    query(concat!(transfer_select!(), " WHERE idempotency_key = $1"))
         .bind(key)
         .fetch_optional(conn)
         .await?
@@ -195,11 +194,7 @@ pub async fn find_by_key(
 
 /// Posts a transfer in the caller's transaction. On any error the caller rolls
 /// the transaction back: a half-moved amount is never committed.
-pub async fn post(
-    conn: &mut AnyConnection,
-    p: &Posting<'_>,
-    now: i64,
-) -> Result<Transfer, PostError> {
+pub async fn post(conn: &mut Conn, p: &Posting<'_>, now: i64) -> Result<Transfer, PostError> {
     if let Some(existing) = find_by_key(conn, p.key).await? {
         return Err(PostError::Duplicate(Box::new(existing)));
     }
@@ -218,7 +213,7 @@ pub async fn post(
              WHERE id = $3 AND credits <= 9223372036854775807 - $1 \
              RETURNING credits - debits AS balance"
         };
-        let row = sqlx::query(sql)
+        let row = query(sql)
             .bind(p.amount.get())
             .bind(now)
             .bind(id)
@@ -231,7 +226,7 @@ pub async fn post(
                 PostError::Overflow
             });
         };
-        let balance: i64 = row.try_get("balance")?;
+        let balance: i64 = row.get("balance")?;
         if is_debit {
             debit_after = balance;
         } else {
@@ -252,7 +247,7 @@ pub async fn post(
         created_at: now,
         event_id: Some(p.event_id),
     };
-    let inserted = sqlx::query(
+    let inserted = query(
         "INSERT INTO transfers (id, debit_account, credit_account, amount, kind, reference, \
          description, idempotency_key, request_fingerprint, debit_balance_after, \
          credit_balance_after, created_at, event_id) \
@@ -275,24 +270,24 @@ pub async fn post(
     .await;
     match inserted {
         Ok(_) => Ok(transfer),
-        Err(e) if svc_kit::db::is_unique_violation(&e) => Err(PostError::Race),
+        Err(e) if e.is_unique_violation() => Err(PostError::Race),
         Err(e) => Err(e.into()),
     }
 }
 
-pub fn transfer_from_row(row: &AnyRow) -> Result<Transfer, svc_kit::Error> {
+pub fn transfer_from_row(row: &Row) -> Result<Transfer, svc_kit::Error> {
     Ok(Transfer {
         id: row.parsed("id")?,
         debit: row.parsed("debit_account")?,
         credit: row.parsed("credit_account")?,
         amount: row.amount("amount")?,
         kind: row.word("kind", TransactionKind::parse)?,
-        reference: row.try_get("reference")?,
-        description: row.try_get("description")?,
-        fingerprint: row.try_get("request_fingerprint")?,
-        debit_balance_after: row.try_get("debit_balance_after")?,
-        credit_balance_after: row.try_get("credit_balance_after")?,
-        created_at: row.try_get("created_at")?,
+        reference: row.get("reference")?,
+        description: row.get("description")?,
+        fingerprint: row.get("request_fingerprint")?,
+        debit_balance_after: row.get("debit_balance_after")?,
+        credit_balance_after: row.get("credit_balance_after")?,
+        created_at: row.get("created_at")?,
         event_id: row.parsed_opt("event_id")?,
     })
 }
@@ -300,16 +295,16 @@ pub fn transfer_from_row(row: &AnyRow) -> Result<Transfer, svc_kit::Error> {
 impl App {
     /// What a group's funding account paid out.
     pub async fn funding(&self, group_id: GroupId) -> Result<Funding> {
-        let row = sqlx::query(
+        let row = query(
             "SELECT a.debits AS debited, \
              (SELECT COUNT(*) FROM transfers t WHERE t.debit_account = a.id) AS transfers \
              FROM accounts a WHERE a.id = $1",
         )
         .bind(Account::GroupFunding(group_id).to_string())
-        .fetch_optional(self.db().read())
+        .fetch_optional(self.db())
         .await?;
         let (debited, transfers) = match row {
-            Some(r) => (r.try_get("debited")?, r.try_get("transfers")?),
+            Some(r) => (r.get("debited")?, r.get("transfers")?),
             None => (0, 0),
         };
         Ok(Funding {
@@ -322,29 +317,29 @@ impl App {
 
     /// The ledger's invariants, checked against the data (DESIGN.md §5).
     pub async fn ledger_check(&self) -> Result<LedgerCheck> {
-        let mut conn = self.db().read().acquire().await?;
-        let totals = sqlx::query(
+        let mut conn = self.db().reader().await?;
+        let totals = query(
             "SELECT COUNT(*) AS accounts, CAST(COALESCE(SUM(credits - debits), 0) AS BIGINT) AS sum, \
              (SELECT COUNT(*) FROM transfers) AS transfers FROM accounts",
         )
-        .fetch_one(&mut *conn)
+        .fetch_one(&mut conn)
         .await?;
-        let bad = sqlx::query(
+        let bad = query(
             "SELECT a.id FROM accounts a WHERE (a.kind = 'user' AND a.credits < a.debits) \
              OR a.credits <> (SELECT COALESCE(SUM(t.amount), 0) FROM transfers t WHERE t.credit_account = a.id) \
              OR a.debits <> (SELECT COALESCE(SUM(t.amount), 0) FROM transfers t WHERE t.debit_account = a.id) \
              ORDER BY a.id",
         )
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut conn)
         .await?;
         let inconsistent_accounts = bad
             .iter()
-            .map(|r| r.try_get::<String, _>("id"))
+            .map(|r| r.get::<String>("id"))
             .collect::<Result<Vec<_>, _>>()?;
-        let sum: i64 = totals.try_get("sum")?;
+        let sum: i64 = totals.get("sum")?;
         Ok(LedgerCheck {
-            accounts: totals.try_get("accounts")?,
-            transfers: totals.try_get("transfers")?,
+            accounts: totals.get("accounts")?,
+            transfers: totals.get("transfers")?,
             sum_of_balances: sum,
             ok: sum == 0 && inconsistent_accounts.is_empty(),
             inconsistent_accounts,

@@ -10,7 +10,9 @@ use shared_events::{
     wallet::{MoveReply, MoveRequest, TransactionKind},
 };
 use svc_kit::{
-    HasKit, outbox,
+    HasKit,
+    db::Conn,
+    outbox,
     time::{from_micros, now_micros},
 };
 use uuid::Uuid;
@@ -90,12 +92,23 @@ impl App {
         correlation_id: Option<String>,
     ) -> Result<MoveReply> {
         let m = Move::new(req, TransactionKind::AdminCredit)?;
+        let app = self.clone();
+        self.db()
+            .write(move |tx| Box::pin(async move { app.credit_in(tx, m, correlation_id).await }))
+            .await
+    }
+
+    async fn credit_in(
+        &self,
+        tx: &mut Conn,
+        m: Move,
+        correlation_id: Option<String>,
+    ) -> Result<MoveReply> {
         let now = now_micros();
-        let mut tx = self.db().begin().await?;
-        let created = self.open_wallet(&mut tx, &m.req.phone, now, None).await?;
+        let created = self.open_wallet(tx, &m.req.phone, now, None).await?;
         let wallet = Account::User(m.req.phone.clone());
         let transfer = match self
-            .post_move(&mut tx, &m, &Account::AdminAdjustments, &wallet, now)
+            .post_move(tx, &m, &Account::AdminAdjustments, &wallet, now)
             .await?
         {
             Posted::New(t) => t,
@@ -116,9 +129,7 @@ impl App {
                 created,
             },
         );
-        outbox::enqueue(&mut tx, &event).await?;
-        tx.commit().await?;
-        self.wake_outbox();
+        outbox::enqueue(tx, &event).await?;
         Ok(self.made(&m, &transfer))
     }
 
@@ -129,17 +140,28 @@ impl App {
         correlation_id: Option<String>,
     ) -> Result<MoveReply> {
         let m = Move::new(req, TransactionKind::AdminDebit)?;
+        let app = self.clone();
+        self.db()
+            .write(move |tx| Box::pin(async move { app.debit_in(tx, m, correlation_id).await }))
+            .await
+    }
+
+    async fn debit_in(
+        &self,
+        tx: &mut Conn,
+        m: Move,
+        correlation_id: Option<String>,
+    ) -> Result<MoveReply> {
         let now = now_micros();
-        let mut tx = self.db().begin().await?;
-        if let Some(t) = ledger::find_by_key(&mut tx, &m.key).await? {
+        if let Some(t) = ledger::find_by_key(tx, &m.key).await? {
             return m.replay(self, &t);
         }
-        if fetch_wallet(&mut tx, &m.req.phone).await?.is_none() {
+        if fetch_wallet(&mut *tx, &m.req.phone).await?.is_none() {
             return Err(Error::WalletNotFound);
         }
         let wallet = Account::User(m.req.phone.clone());
         let transfer = match self
-            .post_move(&mut tx, &m, &wallet, &Account::Spend, now)
+            .post_move(tx, &m, &wallet, &Account::Spend, now)
             .await?
         {
             Posted::New(t) => t,
@@ -159,9 +181,7 @@ impl App {
                 cause: Cause::AdminDebit(m.req.idempotency_key.as_str().to_owned()),
             },
         );
-        outbox::enqueue(&mut tx, &event).await?;
-        tx.commit().await?;
-        self.wake_outbox();
+        outbox::enqueue(tx, &event).await?;
         Ok(self.made(&m, &transfer))
     }
 
@@ -176,7 +196,7 @@ impl App {
     /// sure the system side exists; a key used before answers its replay.
     async fn post_move(
         &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        tx: &mut Conn,
         m: &Move,
         debit: &Account,
         credit: &Account,
@@ -205,7 +225,9 @@ impl App {
             Err(PostError::Race) => {
                 // Another request with this key committed first: answer
                 // with what it made, read outside this doomed transaction.
-                let mut conn = self.db().read().acquire().await?;
+                // (Only PostgreSQL gets here: SQLite's writes are serial,
+                // so the look-up above found the key.)
+                let mut conn = self.db().reader().await?;
                 let t = ledger::find_by_key(&mut conn, &m.key)
                     .await?
                     .ok_or_else(|| Error::Ledger("a duplicate key vanished".into()))?;

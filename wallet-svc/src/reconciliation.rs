@@ -9,8 +9,7 @@ use shared_events::{
     reconciliation::{Item, ItemPage, PageRequest},
     wallet::TransactionKind,
 };
-use sqlx::Row;
-use svc_kit::{HasKit, db::RowExt};
+use svc_kit::{HasKit, db::query};
 
 use crate::{
     App,
@@ -31,7 +30,7 @@ impl App {
                 .map(|(r, i)| (r.to_owned(), i.to_owned()))
                 .ok_or_else(|| Error::field("after", "is not a page this service gave out"))?,
         };
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT id, reference, debit_account, amount FROM transfers \
              WHERE kind = $1 AND (reference, id) > ($2, $3) ORDER BY reference, id LIMIT $4",
         )
@@ -39,12 +38,12 @@ impl App {
         .bind(reference)
         .bind(id)
         .bind(limit)
-        .fetch_all(self.db().read())
+        .fetch_all(self.db())
         .await?;
         let mut items = Vec::with_capacity(rows.len());
         let mut last = None;
         for r in &rows {
-            let id: String = r.try_get("id")?;
+            let id: String = r.get("id")?;
             let Account::GroupFunding(group_id) = r.parsed("debit_account")? else {
                 return Err(Error::Ledger(format!(
                     "redemption credit {id} not from a group"

@@ -11,15 +11,15 @@
 //! [`crate::consumers::code_redeemed`] feeds it; `wallet.redemptions.get`
 //! reads a credit back.
 
-use std::collections::HashSet;
-
 use shared_events::{
-    Envelope, GroupId, RedemptionId,
+    Envelope, RedemptionId,
     events::{Cause, CodeRedeemed, WalletCredited},
     wallet::{CreditNotice, TransactionKind},
 };
 use svc_kit::{
-    HasKit, outbox,
+    HasKit,
+    db::{Conn, query},
+    outbox,
     time::{from_micros, now_micros},
 };
 
@@ -41,7 +41,7 @@ impl App {
     /// answer a replayed or polled redemption from the ledger itself, without
     /// waiting for giftcode-svc to hear of the credit.
     pub async fn redemption_credit(&self, redemption_id: RedemptionId) -> Result<CreditNotice> {
-        let mut conn = self.db().read().acquire().await?;
+        let mut conn = self.db().reader().await?;
         let t = ledger::find_by_key(&mut conn, &credit_key(redemption_id))
             .await?
             .ok_or(Error::CreditNotFound)?;
@@ -63,51 +63,34 @@ impl App {
         })
     }
 
-    /// Applies `code.redeemed` events exactly once each, all in one
-    /// transaction; returns their credits in order. Any error rolls all of
-    /// them back.
-    pub async fn apply_redemptions(
-        &self,
-        events: &[&Envelope<CodeRedeemed>],
-    ) -> Result<Vec<CreditNotice>> {
-        let mut tx = self.db().begin().await?;
-        let mut notices = Vec::with_capacity(events.len());
-        let mut wake = false;
-        // The funding accounts this transaction has made sure of: a batch
-        // mostly credits codes of a few groups.
-        let mut funded = HashSet::new();
-        for event in events {
-            let (notice, events_out) = self.apply_one(&mut tx, event, &mut funded).await?;
-            notices.push(notice);
-            wake |= events_out;
-        }
-        tx.commit().await?;
-        if wake {
-            self.wake_outbox();
-        }
-        Ok(notices)
+    /// Applies a `code.redeemed` event exactly once; its credit. The write
+    /// joins the database's next group commit, so the credits of a batch
+    /// of events commit together, each in its own savepoint: one that
+    /// cannot be applied does not hold back the others.
+    pub async fn apply_redemption(&self, event: Envelope<CodeRedeemed>) -> Result<CreditNotice> {
+        let app = self.clone();
+        self.db()
+            .write(move |tx| Box::pin(async move { app.apply_one(tx, &event).await }))
+            .await
     }
 
-    /// One event inside the caller's transaction: its credit, and whether it
-    /// put an event in the outbox (a new credit's, or a repeat's answer).
+    /// One event inside the caller's transaction: its credit.
     async fn apply_one(
         &self,
-        tx: &mut sqlx::AnyConnection,
+        tx: &mut Conn,
         event: &Envelope<CodeRedeemed>,
-        funded: &mut HashSet<GroupId>,
-    ) -> Result<(CreditNotice, bool)> {
+    ) -> Result<CreditNotice> {
         let d = &event.data;
         let key = credit_key(d.redemption_id);
         let now = now_micros();
-        let first_time = sqlx::query(
+        let first_time = query(
             "INSERT INTO processed_events (event_id, processed_at) VALUES ($1, $2) \
              ON CONFLICT (event_id) DO NOTHING",
         )
         .bind(event.id.to_string())
         .bind(now)
-        .execute(&mut *tx)
+        .execute(tx)
         .await?
-        .rows_affected()
             == 1;
         if !first_time {
             let t = ledger::find_by_key(tx, &key).await?.ok_or_else(|| {
@@ -117,9 +100,7 @@ impl App {
         }
         let created = self.open_wallet(tx, &d.phone, now, None).await?;
         let funding = Account::GroupFunding(d.group_id);
-        if funded.insert(d.group_id) {
-            ledger::ensure_account(tx, &funding, self.currency(), now).await?;
-        }
+        ledger::ensure_account(tx, &funding, self.currency(), now).await?;
         let reference = d.redemption_id.to_string();
         let wallet = Account::User(d.phone.clone());
         let posting = Posting {
@@ -152,7 +133,7 @@ impl App {
         };
         let credited = self.credited(event, &transfer, posting.event_id, created)?;
         outbox::enqueue(tx, &credited).await?;
-        Ok((self.notice(d.redemption_id, &transfer)?, true))
+        self.notice(d.redemption_id, &transfer)
     }
 
     /// A redemption seen again, credited already by `t`: the same credit,
@@ -160,22 +141,22 @@ impl App {
     /// a credit made before ids were kept).
     async fn answer_again(
         &self,
-        tx: &mut sqlx::AnyConnection,
+        tx: &mut Conn,
         event: &Envelope<CodeRedeemed>,
         t: &Transfer,
-    ) -> Result<(CreditNotice, bool)> {
+    ) -> Result<CreditNotice> {
         // Whether that credit opened the wallet: then the account was made
         // in the same transaction, at the same time.
         let Account::User(phone) = &t.credit else {
             return Err(Error::Ledger(format!("credit {} not to a wallet", t.id)));
         };
-        let opened = crate::wallets::fetch_wallet(tx, phone)
+        let opened = crate::wallets::fetch_wallet(&mut *tx, phone)
             .await?
             .is_some_and(|w| w.created_at == from_micros(t.created_at));
         let id = t.event_id.unwrap_or_else(Uuid::now_v7);
         let credited = self.credited(event, t, id, opened)?;
-        let again = outbox::resend(tx, &credited, now_micros()).await?;
-        Ok((self.notice(event.data.redemption_id, t)?, again))
+        outbox::resend(tx, &credited, now_micros()).await?;
+        self.notice(event.data.redemption_id, t)
     }
 
     /// The `wallet.credited` of the credit `t` made for `event`.

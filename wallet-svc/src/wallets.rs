@@ -6,10 +6,9 @@ use shared_events::{
     events::WalletCreated,
     wallet::{ListTransactionsRequest, ListWalletsRequest, Transaction, Wallet},
 };
-use sqlx::{AnyConnection, Row, any::AnyRow};
 use svc_kit::{
     HasKit,
-    db::RowExt,
+    db::{Conn, On, Row, query},
     outbox,
     time::{from_micros, now_micros},
 };
@@ -28,19 +27,22 @@ impl App {
         correlation_id: Option<String>,
     ) -> Result<Wallet> {
         let now = now_micros();
-        let mut tx = self.db().begin().await?;
-        if !self
-            .open_wallet(&mut tx, phone, now, Some(correlation_id))
-            .await?
-        {
-            return Err(Error::WalletExists);
-        }
-        let wallet = fetch_wallet(&mut tx, phone)
-            .await?
-            .ok_or(Error::WalletNotFound)?;
-        tx.commit().await?;
-        self.wake_outbox();
-        Ok(wallet)
+        let (app, phone) = (self.clone(), phone.clone());
+        self.db()
+            .write(move |tx| {
+                Box::pin(async move {
+                    if !app
+                        .open_wallet(tx, &phone, now, Some(correlation_id))
+                        .await?
+                    {
+                        return Err(Error::WalletExists);
+                    }
+                    fetch_wallet(&mut *tx, &phone)
+                        .await?
+                        .ok_or(Error::WalletNotFound)
+                })
+            })
+            .await
     }
 
     /// Creates the wallet's account if missing, in the caller's transaction;
@@ -48,7 +50,7 @@ impl App {
     /// `wallet.created` event; a credit announces the new wallet itself.
     pub(crate) async fn open_wallet(
         &self,
-        conn: &mut AnyConnection,
+        conn: &mut Conn,
         phone: &Phone,
         now: i64,
         announce: Option<Option<String>>,
@@ -71,8 +73,7 @@ impl App {
     }
 
     pub async fn get_wallet(&self, phone: &Phone) -> Result<Wallet> {
-        let mut conn = self.db().read().acquire().await?;
-        fetch_wallet(&mut conn, phone)
+        fetch_wallet(self.db(), phone)
             .await?
             .ok_or(Error::WalletNotFound)
     }
@@ -88,13 +89,13 @@ impl App {
             Some(_) => return Err(bad_cursor()),
             None => String::new(),
         };
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT phone, credits - debits AS balance, currency, created_at, updated_at \
              FROM accounts WHERE kind = 'user' AND id > $1 ORDER BY id LIMIT $2",
         )
         .bind(cursor)
         .bind(limit + 1)
-        .fetch_all(self.db().read())
+        .fetch_all(self.db())
         .await?;
         let items = rows
             .iter()
@@ -118,14 +119,14 @@ impl App {
         };
         let account = Account::User(req.phone.clone()).to_string();
         self.get_wallet(&req.phone).await?;
-        let rows = sqlx::query(concat!(
+        let rows = query(concat!(
             transfer_select!(),
             " WHERE (debit_account = $1 OR credit_account = $1) AND id < $2 ORDER BY id DESC LIMIT $3"
         ))
         .bind(&account)
         .bind(cursor)
         .bind(limit + 1)
-        .fetch_all(self.db().read())
+        .fetch_all(self.db())
         .await?;
         let items = rows
             .iter()
@@ -137,29 +138,29 @@ impl App {
     }
 }
 
-pub(crate) async fn fetch_wallet(
-    conn: &mut AnyConnection,
+pub(crate) async fn fetch_wallet<'a>(
+    on: impl Into<On<'a>>,
     phone: &Phone,
 ) -> Result<Option<Wallet>> {
-    sqlx::query(
+    query(
         "SELECT phone, credits - debits AS balance, currency, created_at, updated_at \
          FROM accounts WHERE id = $1",
     )
     .bind(Account::User(phone.clone()).to_string())
-    .fetch_optional(conn)
+    .fetch_optional(on)
     .await?
     .as_ref()
     .map(wallet_from_row)
     .transpose()
 }
 
-fn wallet_from_row(row: &AnyRow) -> Result<Wallet> {
+fn wallet_from_row(row: &Row) -> Result<Wallet> {
     Ok(Wallet {
         phone: row.parsed("phone")?,
-        balance: row.try_get("balance")?,
+        balance: row.get("balance")?,
         currency: row.parsed("currency")?,
-        created_at: from_micros(row.try_get("created_at")?),
-        updated_at: from_micros(row.try_get("updated_at")?),
+        created_at: from_micros(row.get("created_at")?),
+        updated_at: from_micros(row.get("updated_at")?),
     })
 }
 

@@ -11,7 +11,7 @@ use shared_events::{
     Envelope, RedemptionId, TransactionId,
     events::{Cause, WalletCredited},
 };
-use svc_kit::{HasKit, consumer::Outcome, time::now_micros};
+use svc_kit::{HasKit, consumer::Outcome, db::query, time::now_micros};
 
 use crate::{App, Result};
 
@@ -48,20 +48,25 @@ impl App {
     /// Marks the redemptions credited by these transactions, in one
     /// transaction.
     pub async fn mark_credited(&self, credits: &[(RedemptionId, TransactionId)]) -> Result<()> {
-        let mut tx = self.db().begin().await?;
+        let credits = credits.to_vec();
         let now = now_micros();
-        for (redemption, transaction) in credits {
-            sqlx::query(
-                "UPDATE redemptions SET status = 'credited', credited_at = $1, \
-                 transaction_id = $2 WHERE id = $3 AND status = 'pending'",
-            )
-            .bind(now)
-            .bind(transaction.to_string())
-            .bind(redemption.to_string())
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.db()
+            .write(move |tx| {
+                Box::pin(async move {
+                    for (redemption, transaction) in credits {
+                        query(
+                            "UPDATE redemptions SET status = 'credited', credited_at = $1, \
+                             transaction_id = $2 WHERE id = $3 AND status = 'pending'",
+                        )
+                        .bind(now)
+                        .bind(transaction.to_string())
+                        .bind(redemption.to_string())
+                        .execute(tx)
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .await
     }
 }

@@ -5,8 +5,11 @@ use shared_events::{
     CodeId, Limit, Page,
     giftcode::{CodeDetails, CodeStatus, CodeSummary, Group, GroupKind, ListCodesRequest},
 };
-use sqlx::{Row, any::AnyRow};
-use svc_kit::{HasKit, db::RowExt, time::from_micros};
+use svc_kit::{
+    HasKit,
+    db::{Row, query},
+    time::from_micros,
+};
 
 use super::parse_cursor;
 use crate::{
@@ -20,7 +23,7 @@ impl App {
         let cursor = parse_cursor(req.cursor.as_deref())?.unwrap_or_default();
         let group = self.get_group(req.group_id).await?;
         let cap = cap_of(&group);
-        let base = sqlx::query(match req.status {
+        let base = query(match req.status {
             None => {
                 "SELECT id, hint, redemption_count, redeemed_by, redeemed_at FROM codes \
                  WHERE group_id = $1 AND id > $2 ORDER BY id LIMIT $3"
@@ -37,11 +40,11 @@ impl App {
         .bind(req.group_id.to_string())
         .bind(cursor)
         .bind(limit + 1);
-        let query = match req.status {
+        let q = match req.status {
             None => base,
             Some(_) => base.bind(cap),
         };
-        let rows = query.fetch_all(self.db().read()).await?;
+        let rows = q.fetch_all(self.db()).await?;
         let items = rows
             .iter()
             .map(|r| code_from_row(r, cap))
@@ -53,12 +56,12 @@ impl App {
     pub async fn lookup_code(&self, code: &str) -> Result<CodeDetails> {
         let canonical = codes::canonicalize(code).ok_or(Error::InvalidCode)?;
         let digest = self.key().digest(&canonical);
-        let row = sqlx::query(
+        let row = query(
             "SELECT group_id, id, hint, redemption_count, redeemed_by, redeemed_at FROM codes \
              WHERE digest = $1",
         )
         .bind(digest.to_vec())
-        .fetch_optional(self.db().read())
+        .fetch_optional(self.db())
         .await?
         .ok_or(Error::CodeNotFound)?;
         let group = self.get_group(row.parsed("group_id")?).await?;
@@ -75,20 +78,18 @@ fn cap_of(group: &Group) -> i64 {
     }
 }
 
-fn code_from_row(row: &AnyRow, cap: i64) -> Result<CodeSummary> {
-    let count: i64 = row.try_get("redemption_count")?;
+fn code_from_row(row: &Row, cap: i64) -> Result<CodeSummary> {
+    let count: i64 = row.get("redemption_count")?;
     Ok(CodeSummary {
         id: row.parsed::<CodeId>("id")?,
-        hint: row.try_get("hint")?,
+        hint: row.get("hint")?,
         status: if count >= cap {
             CodeStatus::Redeemed
         } else {
             CodeStatus::Unredeemed
         },
         redeemed_by: row.parsed_opt("redeemed_by")?,
-        redeemed_at: row
-            .try_get::<Option<i64>, _>("redeemed_at")?
-            .map(from_micros),
+        redeemed_at: row.get::<Option<i64>>("redeemed_at")?.map(from_micros),
         redemptions: count,
     })
 }

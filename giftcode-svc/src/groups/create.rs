@@ -3,14 +3,13 @@
 //! the reply ([`frames`]); the database keeps their digests and hints.
 
 use shared_events::{
-    Envelope, GroupId,
+    Currency, Envelope, GroupId,
     events::GroupCreated,
     giftcode::{CreateGroupFrame, CreateGroupRequest, Group},
 };
-use sqlx::{AnyConnection, Row};
 use svc_kit::{
     HasKit,
-    db::Backend,
+    db::{Backend, Conn, query},
     outbox,
     time::{now_micros, to_micros},
 };
@@ -23,7 +22,7 @@ use super::{
 };
 use crate::{
     App,
-    codes::{self, CodeText, Displays},
+    codes::{self, CodeKey, CodeText, Displays},
     error::{Error, Result},
 };
 
@@ -52,36 +51,56 @@ impl App {
                 }]
             }
             None => {
-                let (n, prefix) = (spec.count as usize, spec.prefix.clone());
+                let (n, prefix, key) = (spec.count as usize, spec.prefix.clone(), key.clone());
                 tokio::task::spawn_blocking(move || draw_codes(&key, n, prefix.as_deref()))
                     .await
                     .map_err(|e| Error::Internal(format!("code generation failed: {e}")))?
             }
         };
-        let stored = self
-            .store_group(&spec, &mut new_codes, correlation_id)
-            .await;
-        self.db().end_bulk().await;
-        let (group, displays) = stored?;
-        self.wake_outbox();
+        let (currency, backend) = (self.currency().clone(), self.db().backend());
+        let (group, displays) = self
+            .db()
+            .write_bulk(move |tx| {
+                Box::pin(async move {
+                    let new = New {
+                        spec: &spec,
+                        key: &key,
+                        currency: &currency,
+                        backend,
+                    };
+                    new.store(tx, &mut new_codes, correlation_id).await
+                })
+            })
+            .await?;
         tracing::info!(group_id = %group.id, codes = displays.len(), kind = group.kind.as_str(), "group created");
         Ok((group, displays))
     }
+}
 
+/// What a creation's transaction needs: it runs on the database's writer,
+/// away from the service's state.
+struct New<'a> {
+    spec: &'a Spec,
+    key: &'a CodeKey,
+    currency: &'a Currency,
+    backend: Backend,
+}
+
+impl New<'_> {
     /// The creation's transaction: the group, its codes, its event.
-    async fn store_group(
+    async fn store(
         &self,
-        spec: &Spec,
+        tx: &mut Conn,
         new_codes: &mut Vec<NewCode>,
         correlation_id: Option<String>,
     ) -> Result<(Group, Displays)> {
+        let spec = self.spec;
         let width = spec.prefix.as_deref().map_or(0, |p| p.len() + 1) + codes::SYMBOLS + 2;
         let mut displays = Displays::with_capacity(spec.count as usize, width);
         let now = now_micros();
         let group_id = GroupId::generate();
         let gid = group_id.to_string();
-        let mut tx = self.db().begin_bulk().await?;
-        sqlx::query(
+        query(
             "INSERT INTO groups (id, name, kind, amount, currency, total_codes, max_redemptions, \
              per_phone_limit, prefix, starts_at, expires_at, active, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
@@ -90,7 +109,7 @@ impl App {
         .bind(&spec.name)
         .bind(spec.kind.as_str())
         .bind(spec.amount.get())
-        .bind(self.currency().as_str())
+        .bind(self.currency.as_str())
         .bind(spec.count)
         .bind(spec.max_redemptions)
         .bind(spec.per_phone_limit)
@@ -99,21 +118,20 @@ impl App {
         .bind(spec.expires_at.map(to_micros))
         .bind(1_i64)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(tx)
         .await?;
         // A custom code's hint shows no prefix (DESIGN §4).
         let hint_prefix = spec
             .prefix
             .as_deref()
             .filter(|_| spec.custom_code.is_none());
-        self.store_codes(&mut tx, spec, &gid, new_codes, hint_prefix)
-            .await?;
+        self.store_codes(tx, &gid, new_codes, hint_prefix).await?;
         for code in new_codes.iter() {
             displays.push(code.display.as_str());
         }
         // The codes now live in `displays` only.
         *new_codes = Vec::new();
-        let group = fetch_group(&mut tx, group_id)
+        let group = fetch_group(&mut *tx, group_id)
             .await?
             .ok_or(Error::GroupNotFound)?;
         let event = Envelope::new(
@@ -133,8 +151,7 @@ impl App {
                 created_at: group.created_at,
             },
         );
-        outbox::enqueue(&mut tx, &event).await?;
-        tx.commit().await?;
+        outbox::enqueue(tx, &event).await?;
         Ok((group, displays))
     }
 
@@ -143,8 +160,7 @@ impl App {
     /// draw; a custom code that is taken is the admin's to change.
     async fn store_codes(
         &self,
-        tx: &mut AnyConnection,
-        spec: &Spec,
+        tx: &mut Conn,
         gid: &str,
         codes: &mut [NewCode],
         hint_prefix: Option<&str>,
@@ -154,13 +170,13 @@ impl App {
         while stored < codes.len() {
             let end = (stored + INSERT_CHUNK).min(codes.len());
             let chunk = &codes[stored..end];
-            let collided = insert_codes(tx, self.db().backend(), gid, chunk, hint_prefix).await?;
+            let collided = insert_codes(tx, self.backend, gid, chunk, hint_prefix).await?;
             if collided.is_empty() {
                 stored = end;
                 continue;
             }
             attempts += 1;
-            if spec.custom_code.is_some() {
+            if self.spec.custom_code.is_some() {
                 return Err(Error::CodeExists);
             }
             if attempts > 100 {
@@ -170,7 +186,7 @@ impl App {
                 count = collided.len(),
                 "generated codes collided; drawing again"
             );
-            let fresh = draw_codes(self.key(), collided.len(), spec.prefix.as_deref());
+            let fresh = draw_codes(self.key, collided.len(), self.spec.prefix.as_deref());
             for (slot, code) in collided.into_iter().zip(fresh) {
                 codes[stored + slot] = code;
             }
@@ -199,7 +215,7 @@ pub fn frames((group, displays): (Group, Displays)) -> impl Iterator<Item = Crea
 /// Inserts one chunk of codes; returns the positions (within the chunk) of codes
 /// that were not stored because another group already holds them.
 async fn insert_codes(
-    conn: &mut AnyConnection,
+    conn: &mut Conn,
     backend: Backend,
     gid: &str,
     chunk: &[NewCode],
@@ -209,7 +225,7 @@ async fn insert_codes(
         "INSERT INTO codes (group_id, id, digest, hint) VALUES {} ON CONFLICT (digest) DO NOTHING",
         backend.values_placeholders(chunk.len(), 4, 1)
     );
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    let mut q = query(sql);
     for c in chunk {
         q = q
             .bind(gid.to_owned())
@@ -217,7 +233,7 @@ async fn insert_codes(
             .bind(c.digest.to_vec())
             .bind(codes::hint(c.display.as_str(), hint_prefix));
     }
-    let inserted = q.execute(&mut *conn).await?.rows_affected() as usize;
+    let inserted = q.execute(conn).await? as usize;
     if inserted == chunk.len() {
         return Ok(Vec::new());
     }
@@ -225,14 +241,14 @@ async fn insert_codes(
     // another group's, or with one drawn earlier for this group.
     let mut collided = Vec::new();
     for (i, c) in chunk.iter().enumerate() {
-        let owner = sqlx::query("SELECT group_id, id FROM codes WHERE digest = $1")
+        let owner = query("SELECT group_id, id FROM codes WHERE digest = $1")
             .bind(c.digest.to_vec())
             .fetch_optional(&mut *conn)
             .await?;
         let stored_as_itself = match owner {
             Some(row) => {
-                row.try_get::<String, _>("group_id")? == gid
-                    && row.try_get::<String, _>("id")? == c.id.to_string()
+                row.get::<String>("group_id")? == gid
+                    && row.get::<String>("id")? == c.id.to_string()
             }
             None => false,
         };

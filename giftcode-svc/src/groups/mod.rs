@@ -14,10 +14,9 @@ use shared_events::{
     events::GroupUpdated,
     giftcode::{Group, GroupKind, GroupStats, GroupStatus, ListGroupsRequest, UpdateGroupRequest},
 };
-use sqlx::{AnyConnection, Row, any::AnyRow};
 use svc_kit::{
     HasKit,
-    db::RowExt,
+    db::{On, Row, query},
     outbox,
     time::{from_micros, now_micros},
 };
@@ -78,22 +77,21 @@ impl App {
     pub async fn list_groups(&self, req: ListGroupsRequest) -> Result<Page<Group>> {
         let limit = Limit::or_default(req.limit);
         let cursor = parse_cursor(req.cursor.as_deref())?;
-        let mut conn = self.db().read().acquire().await?;
         let rows = match cursor {
             Some(c) => {
-                sqlx::query(concat!(
+                query(concat!(
                     group_select!(),
                     " WHERE g.id < $1 ORDER BY g.id DESC LIMIT $2"
                 ))
                 .bind(c)
                 .bind(limit + 1)
-                .fetch_all(&mut *conn)
+                .fetch_all(self.db())
                 .await?
             }
             None => {
-                sqlx::query(concat!(group_select!(), " ORDER BY g.id DESC LIMIT $1"))
+                query(concat!(group_select!(), " ORDER BY g.id DESC LIMIT $1"))
                     .bind(limit + 1)
-                    .fetch_all(&mut *conn)
+                    .fetch_all(self.db())
                     .await?
             }
         };
@@ -105,8 +103,7 @@ impl App {
     }
 
     pub async fn get_group(&self, id: GroupId) -> Result<Group> {
-        let mut conn = self.db().read().acquire().await?;
-        fetch_group(&mut conn, id)
+        fetch_group(self.db(), id)
             .await?
             .ok_or(Error::GroupNotFound)
     }
@@ -117,59 +114,63 @@ impl App {
         req: UpdateGroupRequest,
         correlation_id: Option<String>,
     ) -> Result<Group> {
-        let mut tx = self.db().begin().await?;
-        let current = fetch_group(&mut tx, req.id)
-            .await?
-            .ok_or(Error::GroupNotFound)?;
-        if current.active == req.active {
-            return Ok(current);
-        }
-        let now = now_micros();
-        sqlx::query("UPDATE groups SET active = $1, updated_at = $2 WHERE id = $3")
-            .bind(i64::from(req.active))
-            .bind(now)
-            .bind(req.id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        let event = Envelope::new(
-            crate::SOURCE,
-            correlation_id,
-            GroupUpdated {
-                group_id: req.id,
-                active: req.active,
-                updated_at: from_micros(now),
-            },
-        );
-        outbox::enqueue(&mut tx, &event).await?;
-        let group = fetch_group(&mut tx, req.id)
-            .await?
-            .ok_or(Error::GroupNotFound)?;
-        tx.commit().await?;
-        self.wake_outbox();
-        Ok(group)
+        self.db()
+            .write(move |tx| {
+                Box::pin(async move {
+                    let current = fetch_group(&mut *tx, req.id)
+                        .await?
+                        .ok_or(Error::GroupNotFound)?;
+                    if current.active == req.active {
+                        return Ok(current);
+                    }
+                    let now = now_micros();
+                    query("UPDATE groups SET active = $1, updated_at = $2 WHERE id = $3")
+                        .bind(req.active)
+                        .bind(now)
+                        .bind(req.id.to_string())
+                        .execute(tx)
+                        .await?;
+                    let event = Envelope::new(
+                        crate::SOURCE,
+                        correlation_id,
+                        GroupUpdated {
+                            group_id: req.id,
+                            active: req.active,
+                            updated_at: from_micros(now),
+                        },
+                    );
+                    outbox::enqueue(tx, &event).await?;
+                    fetch_group(&mut *tx, req.id)
+                        .await?
+                        .ok_or(Error::GroupNotFound)
+                })
+            })
+            .await
     }
 }
 
-pub(crate) async fn fetch_group(conn: &mut AnyConnection, id: GroupId) -> Result<Option<Group>> {
-    sqlx::query(concat!(group_select!(), " WHERE g.id = $1"))
+/// A group with its stats, read on `on` (a reader, or a write's
+/// transaction).
+pub(crate) async fn fetch_group<'a>(on: impl Into<On<'a>>, id: GroupId) -> Result<Option<Group>> {
+    query(concat!(group_select!(), " WHERE g.id = $1"))
         .bind(id.to_string())
-        .fetch_optional(conn)
+        .fetch_optional(on)
         .await?
         .as_ref()
         .map(group_from_row)
         .transpose()
 }
 
-fn group_from_row(row: &AnyRow) -> Result<Group> {
+fn group_from_row(row: &Row) -> Result<Group> {
     let kind = row.word("kind", GroupKind::parse)?;
     let amount = row.amount("amount")?;
-    let total_codes: i64 = row.try_get("total_codes")?;
-    let max_redemptions: Option<i64> = row.try_get("max_redemptions")?;
-    let redemptions: i64 = row.try_get("redemptions")?;
+    let total_codes: i64 = row.get("total_codes")?;
+    let max_redemptions: Option<i64> = row.get("max_redemptions")?;
+    let redemptions: i64 = row.get("redemptions")?;
     let window = Window {
-        active: row.try_get::<i64, _>("active")? != 0,
-        starts_at: row.try_get("starts_at")?,
-        expires_at: row.try_get("expires_at")?,
+        active: row.get::<i64>("active")? != 0,
+        starts_at: row.get("starts_at")?,
+        expires_at: row.get("expires_at")?,
     };
     let capacity = match kind {
         GroupKind::Unique => total_codes,
@@ -199,18 +200,18 @@ fn group_from_row(row: &AnyRow) -> Result<Group> {
     };
     Ok(Group {
         id: row.parsed("id")?,
-        name: row.try_get("name")?,
+        name: row.get("name")?,
         kind,
         amount,
         currency: row.parsed("currency")?,
         starts_at: window.starts_at.map(from_micros),
         expires_at: window.expires_at.map(from_micros),
         active: window.active,
-        created_at: from_micros(row.try_get("created_at")?),
-        updated_at: from_micros(row.try_get("updated_at")?),
-        per_phone_limit: row.try_get("per_phone_limit")?,
+        created_at: from_micros(row.get("created_at")?),
+        updated_at: from_micros(row.get("updated_at")?),
+        per_phone_limit: row.get("per_phone_limit")?,
         max_redemptions,
-        prefix: row.try_get("prefix")?,
+        prefix: row.get("prefix")?,
         stats,
     })
 }

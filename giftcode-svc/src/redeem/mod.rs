@@ -1,19 +1,17 @@
 //! Redeeming a code (DESIGN.md §7 step 2). The checks that decide *whether* a
 //! redemption may happen (the group open now, see `groups::Window`) read
 //! first; the guarded writes that make sure no limit is ever exceeded are in
-//! [`record`], and run in the next group commit ([`commit`]).
+//! [`record`], and join the next group commit of the database's writer.
 
-pub mod commit;
 mod record;
 
 use shared_events::{
     Amount, CodeId, Currency, GroupId, Phone, RedemptionId,
     giftcode::{GroupKind, RedeemReply, RedeemRequest, Redemption, RedemptionStatus},
 };
-use sqlx::Row;
 use svc_kit::{
     HasKit,
-    db::RowExt,
+    db::query,
     time::{from_micros, now_micros},
 };
 
@@ -23,7 +21,7 @@ use crate::{
     groups::Window,
     redemptions,
 };
-use commit::Refusal;
+use record::Refusal;
 
 /// What the redeem path needs to know about a code and its group.
 #[derive(Clone)]
@@ -82,27 +80,20 @@ impl App {
             credited_at: None,
             transaction_id: None,
         };
-        // The writes join the next group commit (see `commit`).
-        let work: commit::Work = {
+        // The writes join the next group commit: durable when this returns.
+        let recorded = {
             let (target, redemption) = (target.clone(), redemption.clone());
             let inbox = reply_inbox.map(str::to_owned);
-            Box::new(move |conn| {
-                Box::pin(async move {
-                    record::record(
-                        conn,
-                        &target,
-                        &redemption,
-                        now,
-                        correlation_id,
-                        inbox.as_deref(),
-                    )
-                    .await
+            self.db()
+                .write(move |tx| {
+                    Box::pin(async move {
+                        record::record(tx, &target, &redemption, now, correlation_id, inbox).await
+                    })
                 })
-            })
+                .await
         };
-        match self.committer().submit(work).await {
+        match recorded {
             Ok(()) => {
-                self.wake_outbox();
                 tracing::info!(redemption_id = %redemption.id, code_hint = %redemption.code_hint, "code redeemed");
                 Ok(RedeemReply {
                     redemption,
@@ -121,62 +112,79 @@ impl App {
     }
 
     /// Start-up warm-up (svc-kit's `warms`): the redeem's read prepared on
-    /// every reading connection and the writer's first transaction begun and
-    /// rolled back, so the first redeem waits for neither. Writes nothing.
+    /// the reading connections, and its writes prepared on the writer's in
+    /// a transaction that is rolled back, so the first redeem waits for
+    /// neither. Writes nothing.
     pub async fn warm(&self) -> Result<()> {
         let phone: Phone = "+14155552671"
             .parse()
             .map_err(|_| Error::Internal("the warm-up phone".into()))?;
-        let reads = (0..svc_kit::db::READERS).map(|_| self.find_target(&[0; 32], &phone));
-        futures::future::try_join_all(reads).await?;
-        self.db().begin().await?.rollback().await?;
+        let mut readers = Vec::new();
+        for _ in 0..svc_kit::db::READERS {
+            let mut conn = self.db().reader().await?;
+            find_target(&mut conn, &[0; 32], &phone).await?;
+            readers.push(conn);
+        }
+        drop(readers);
+        self.db()
+            .write(|tx| Box::pin(async move { record::prepare(tx).await }))
+            .await?;
         Ok(())
     }
 
     /// The code's target and, if this phone redeemed it before, that
-    /// redemption: one query, since every redeem needs both.
+    /// redemption.
     async fn find_target(
         &self,
         digest: &[u8; 32],
         phone: &Phone,
     ) -> Result<Option<(Target, Option<Redemption>)>> {
-        let row = sqlx::query(
-            "SELECT c.group_id AS t_group_id, c.id AS t_code_id, c.hint, g.kind, \
-             g.amount AS t_amount, g.currency AS t_currency, g.active, g.starts_at, \
-             g.expires_at, g.max_redemptions, g.per_phone_limit, g.name AS group_name, \
-             r.id, r.group_id, r.code_id, r.code_hint, r.phone, r.amount, r.currency, \
-             r.status, r.redeemed_at, r.credited_at, r.transaction_id \
-             FROM codes c JOIN groups g ON g.id = c.group_id \
-             LEFT JOIN redemptions r ON r.code_id = c.id AND r.phone = $2 \
-             WHERE c.digest = $1",
-        )
-        .bind(digest.to_vec())
-        .bind(phone.as_str())
-        .fetch_optional(self.db().read())
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let target = Target {
-            group_id: row.parsed("t_group_id")?,
-            group_name: row.try_get("group_name")?,
-            code_id: row.parsed("t_code_id")?,
-            hint: row.try_get("hint")?,
-            kind: row.word("kind", GroupKind::parse)?,
-            amount: row.amount("t_amount")?,
-            currency: row.parsed("t_currency")?,
-            window: Window {
-                active: row.try_get::<i64, _>("active")? != 0,
-                starts_at: row.try_get("starts_at")?,
-                expires_at: row.try_get("expires_at")?,
-            },
-            max_redemptions: row.try_get("max_redemptions")?,
-            per_phone_limit: row.try_get("per_phone_limit")?,
-        };
-        let earlier = match row.try_get::<Option<String>, _>("id")? {
-            Some(_) => Some(redemptions::from_row(&row)?),
-            None => None,
-        };
-        Ok(Some((target, earlier)))
+        find_target(&mut self.db().reader().await?, digest, phone).await
     }
+}
+
+/// One query, since every redeem needs both.
+async fn find_target(
+    conn: &mut svc_kit::db::Conn,
+    digest: &[u8; 32],
+    phone: &Phone,
+) -> Result<Option<(Target, Option<Redemption>)>> {
+    let row = query(
+        "SELECT c.group_id AS t_group_id, c.id AS t_code_id, c.hint, g.kind, \
+         g.amount AS t_amount, g.currency AS t_currency, g.active, g.starts_at, \
+         g.expires_at, g.max_redemptions, g.per_phone_limit, g.name AS group_name, \
+         r.id, r.group_id, r.code_id, r.code_hint, r.phone, r.amount, r.currency, \
+         r.status, r.redeemed_at, r.credited_at, r.transaction_id \
+         FROM codes c JOIN groups g ON g.id = c.group_id \
+         LEFT JOIN redemptions r ON r.code_id = c.id AND r.phone = $2 \
+         WHERE c.digest = $1",
+    )
+    .bind(digest.to_vec())
+    .bind(phone.as_str())
+    .fetch_optional(conn)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let target = Target {
+        group_id: row.parsed("t_group_id")?,
+        group_name: row.get("group_name")?,
+        code_id: row.parsed("t_code_id")?,
+        hint: row.get("hint")?,
+        kind: row.word("kind", GroupKind::parse)?,
+        amount: row.amount("t_amount")?,
+        currency: row.parsed("t_currency")?,
+        window: Window {
+            active: row.get::<i64>("active")? != 0,
+            starts_at: row.get("starts_at")?,
+            expires_at: row.get("expires_at")?,
+        },
+        max_redemptions: row.get("max_redemptions")?,
+        per_phone_limit: row.get("per_phone_limit")?,
+    };
+    let earlier = match row.get::<Option<String>>("id")? {
+        Some(_) => Some(redemptions::from_row(&row)?),
+        None => None,
+    };
+    Ok(Some((target, earlier)))
 }
 
 fn replayed(redemption: Redemption) -> RedeemReply {

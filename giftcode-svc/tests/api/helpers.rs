@@ -12,7 +12,6 @@ use shared_events::{
     giftcode::{Group, RedeemReply},
     subjects::{GIFTCODE_EVENTS_STREAM, giftcode as ep},
 };
-use sqlx::Row;
 use svc_kit::{
     db::Db,
     nats::{CallError, ServiceClient},
@@ -176,11 +175,12 @@ impl TestApp {
             .enumerate()
         {
             let sql = format!("SELECT COUNT(*) AS n FROM {table}");
-            out[i] = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .fetch_one(db.read())
+            out[i] = svc_kit::db::query(sql)
+                .fetch_one(&db)
                 .await
                 .expect("count")
-                .get::<i64, _>("n");
+                .get::<i64>("n")
+                .expect("n");
         }
         db.close().await;
         out
@@ -191,11 +191,13 @@ impl TestApp {
         let db = self.db().await;
         let deadline = Instant::now() + within;
         loop {
-            let unsent: i64 = sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE sent_at IS NULL")
-                .fetch_one(db.read())
-                .await
-                .expect("outbox count")
-                .get("n");
+            let unsent: i64 =
+                svc_kit::db::query("SELECT COUNT(*) AS n FROM outbox WHERE sent_at IS NULL")
+                    .fetch_one(&db)
+                    .await
+                    .expect("outbox count")
+                    .get("n")
+                    .expect("n");
             if unsent == 0 {
                 break;
             }

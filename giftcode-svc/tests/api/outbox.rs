@@ -13,7 +13,6 @@ use shared_events::{
     giftcode::RedeemRequest,
     subjects::{GIFTCODE_EVENTS_STREAM, events},
 };
-use sqlx::Row;
 
 use crate::helpers::*;
 use testkit::on_both_backends;
@@ -45,11 +44,12 @@ async fn published_once_after_the_broker_returns(backend: Backend) {
         .expect("committed without the broker");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let db = app.db().await;
-    let unsent: i64 = sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE sent_at IS NULL")
-        .fetch_one(db.read())
+    let unsent: i64 = svc_kit::db::query("SELECT COUNT(*) AS n FROM outbox WHERE sent_at IS NULL")
+        .fetch_one(&db)
         .await
         .expect("count")
-        .get("n");
+        .get("n")
+        .expect("n");
     assert_eq!(unsent, 1, "the event waits in the outbox");
 
     app.nats.restart();
@@ -167,11 +167,12 @@ async fn published_once_after_a_crash() {
     let metrics_db = svc_kit::db::Db::connect(&db_url, &giftcode_svc::MIGRATIONS)
         .await
         .expect("db");
-    let unsent: i64 = sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE sent_at IS NULL")
-        .fetch_one(metrics_db.read())
+    let unsent: i64 = svc_kit::db::query("SELECT COUNT(*) AS n FROM outbox WHERE sent_at IS NULL")
+        .fetch_one(&metrics_db)
         .await
         .expect("count")
-        .get("n");
+        .get("n")
+        .expect("n");
     assert_eq!(
         unsent, 1,
         "the redemption's event was committed but not sent"

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use serde_json::json;
 use shared_events::subjects::{events, giftcode as ep};
-use sqlx::Row;
 
 use crate::helpers::*;
 
@@ -86,14 +85,17 @@ async fn no_plaintext_code_in_postgres() {
         .expect("created");
     app.redeem(&codes[0], &phone(1)).await.expect("redeemed");
     let db = app.db().await;
-    let rows = sqlx::query(
+    let rows = svc_kit::db::query(
         "SELECT hint AS t FROM codes UNION ALL SELECT payload FROM outbox \
          UNION ALL SELECT code_hint FROM redemptions UNION ALL SELECT name FROM groups",
     )
-    .fetch_all(db.read())
+    .fetch_all(&db)
     .await
     .expect("dump");
-    let text: String = rows.iter().map(|r| r.get::<String, _>("t")).collect();
+    let text: String = rows
+        .iter()
+        .map(|r| r.get::<String>("t").expect("t"))
+        .collect();
     assert!(text.len() > 100);
     for code in &codes {
         for form in forms(code) {
