@@ -297,11 +297,12 @@ pub async fn redemptions(
         limit: q.limit,
         cursor: q.cursor(),
     };
-    Ok(axum::Json(
-        s.nats
-            .request::<gc::RedemptionsList>(&req, Some(&rid))
-            .await?,
-    ))
+    let mut page = s
+        .nats
+        .request::<gc::RedemptionsList>(&req, Some(&rid))
+        .await?;
+    crate::redemptions::settle_all(&s, &mut page.items, &rid).await;
+    Ok(axum::Json(page))
 }
 
 #[utoipa::path(

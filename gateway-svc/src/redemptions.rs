@@ -19,7 +19,7 @@ use shared_events::{
     Currency, Endpoint, ErrorCode, Phone, RedemptionId, TransactionId,
     endpoint::{giftcode as gc, wallet as wl},
     giftcode::{GetRedemptionRequest, RedeemInbox, RedeemRequest, Redemption, RedemptionStatus},
-    wallet::{CreditNotice, PhoneRequest, RedemptionCreditRequest},
+    wallet::{CreditNotice, CreditsQuery, PhoneRequest, RedemptionCreditRequest},
 };
 use svc_kit::nats::CallError;
 use utoipa::ToSchema;
@@ -211,6 +211,35 @@ async fn settle(s: &AppState, r: &mut Redemption, rid: &str) -> Option<WalletVie
         }
     }
     current_wallet(s, r, rid).await
+}
+
+/// [`settle`] for a list: the pending ones are asked about in one call
+/// (`wallet.redemptions.credited`). If wallet-svc does not answer, they stay
+/// pending.
+pub async fn settle_all(s: &AppState, items: &mut [Redemption], rid: &str) {
+    let redemption_ids: Vec<_> = items
+        .iter()
+        .filter(|r| r.status == RedemptionStatus::Pending)
+        .map(|r| r.id)
+        .collect();
+    if redemption_ids.is_empty() {
+        return;
+    }
+    let query = CreditsQuery { redemption_ids };
+    let Ok(found) = s
+        .nats
+        .request::<wl::RedemptionsCredited>(&query, Some(rid))
+        .await
+    else {
+        return;
+    };
+    for c in found.credits {
+        if let Some(r) = items.iter_mut().find(|r| r.id == c.redemption_id) {
+            r.status = RedemptionStatus::Credited;
+            r.transaction_id = Some(c.transaction_id);
+            r.credited_at = Some(c.credited_at);
+        }
+    }
 }
 
 /// The wallet as it is now, for a redemption credited.

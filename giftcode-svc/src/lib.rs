@@ -6,7 +6,6 @@
 
 pub mod codes;
 mod config;
-pub mod consumers;
 pub mod error;
 pub mod groups;
 mod keys;
@@ -14,14 +13,21 @@ pub mod reconciliation;
 pub mod redeem;
 pub mod redemptions;
 pub mod redrive;
+pub mod settle;
 
-use std::{future::Future, sync::Arc};
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicI64, Ordering},
+    },
+};
 
 use shared_events::{
     endpoint::giftcode as ep,
-    subjects::{GIFTCODE_EVENTS, GIFTCODE_SERVICE, WALLET_EVENTS, events},
+    subjects::{GIFTCODE_EVENTS, GIFTCODE_SERVICE, WALLET_EVENTS_STREAM},
 };
-use svc_kit::{HasKit, Kit, Service, consumer, db::Migrations};
+use svc_kit::{HasKit, Kit, Service, db::Migrations};
 use tokio::net::TcpListener;
 
 pub use config::Config;
@@ -29,8 +35,9 @@ pub use error::{Error, Result};
 
 /// The `source` of the events this service emits.
 pub const SOURCE: &str = "giftcode-svc";
-/// The durable consumer of credit events, shared by all replicas.
-pub const CREDITS_CONSUMER: &str = "giftcode-svc-credits";
+/// The durable consumer of credit events that earlier builds had (credits
+/// are now settled by asking the ledger, see [`settle`]): removed at start.
+pub const RETIRED_CREDITS_CONSUMER: &str = "giftcode-svc-credits";
 
 /// `migrations/`, then svc-kit's (the outbox and processed events).
 pub const MIGRATIONS: Migrations = svc_kit::migrations!();
@@ -42,6 +49,8 @@ pub struct App(Arc<Inner>);
 struct Inner {
     kit: Kit,
     key: codes::CodeKey,
+    /// Where the next settling round starts (`redeemed_at`; 0: the start).
+    settle_cursor: AtomicI64,
 }
 
 impl App {
@@ -49,11 +58,21 @@ impl App {
     pub async fn open(config: &Config) -> Result<Self> {
         let kit = Kit::open(SOURCE, &config.kit, &MIGRATIONS).await?;
         let key = keys::load(config.code_key.as_deref(), &kit.db).await?;
-        Ok(Self(Arc::new(Inner { kit, key })))
+        Ok(Self(Arc::new(Inner {
+            kit,
+            key,
+            settle_cursor: AtomicI64::new(0),
+        })))
     }
 
     pub(crate) fn key(&self) -> &codes::CodeKey {
         &self.0.key
+    }
+    pub(crate) fn settle_cursor(&self) -> i64 {
+        self.0.settle_cursor.load(Ordering::Relaxed)
+    }
+    pub(crate) fn set_settle_cursor(&self, at: i64) {
+        self.0.settle_cursor.store(at, Ordering::Relaxed);
     }
 }
 
@@ -71,16 +90,11 @@ pub fn service(app: App) -> Service<App> {
         "Gift-code groups, codes and redemptions",
     )
     .publishes(GIFTCODE_EVENTS)
-    .consumes(
-        WALLET_EVENTS,
-        consumer::Spec {
-            stream: WALLET_EVENTS.name,
-            durable: CREDITS_CONSUMER.to_owned(),
-            filter: events::WALLET_CREDITED,
-            ack_wait: svc_kit::runtime::ACK_WAIT,
-            batch: 256,
-        },
-        |app, _, msgs| consumers::wallet_credited::handle(app, msgs),
+    .retires(WALLET_EVENTS_STREAM, RETIRED_CREDITS_CONSUMER)
+    .every(
+        "settling credits",
+        settle::EVERY,
+        |app, wallet| async move { app.settle(&wallet).await },
     )
     .redrives("uncredited redemptions", |app, after| async move {
         app.redrive_redemptions(after).await

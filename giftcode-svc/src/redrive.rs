@@ -3,8 +3,8 @@
 //! published again with the same id: rebuilt from the redemption, which is
 //! the book of record, so it does not matter whether the broker lost the
 //! event, its stream or its consumer. wallet-svc applies a redemption once
-//! whatever it is sent, and answers a repeat with the credit it made, which
-//! marks the redemption credited here (`consumers::wallet_credited`).
+//! whatever it is sent, and credits it if it had not; the redemption is then
+//! marked credited here by the next settling round ([`crate::settle`]).
 //!
 //! Each event goes out again at most once per `REDRIVE_AFTER` (its outbox row
 //! must have been sent before the cutoff), so a long outage downstream costs

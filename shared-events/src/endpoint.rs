@@ -75,6 +75,7 @@ pub mod wallet {
         FundingGet = s::FUNDING_GET: FundingRequest => Funding;
         LedgerCheckRun = s::LEDGER_CHECK: LedgerCheckRequest => LedgerCheck;
         RedemptionsGet = s::REDEMPTIONS_GET: RedemptionCreditRequest => CreditNotice;
+        RedemptionsCredited = s::REDEMPTIONS_CREDITED: CreditsQuery => Credits;
         ReconciliationPage = s::RECONCILIATION_PAGE: PageRequest => ItemPage;
     }
 }

@@ -94,10 +94,12 @@ pub mod wallet {
     pub const LEDGER_CHECK: &str = "wallet.ledger.check";
     /// The credit of one gift-code redemption, if it has been made.
     pub const REDEMPTIONS_GET: &str = "wallet.redemptions.get";
+    /// Which of some redemptions the ledger has credited.
+    pub const REDEMPTIONS_CREDITED: &str = "wallet.redemptions.credited";
     /// Redemption credits in redemption-id order, for reconciliation.
     pub const RECONCILIATION_PAGE: &str = "wallet.reconciliation.page";
 
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 11] = [
         WALLETS_CREATE,
         WALLETS_GET,
         WALLETS_LIST,
@@ -107,6 +109,7 @@ pub mod wallet {
         FUNDING_GET,
         LEDGER_CHECK,
         REDEMPTIONS_GET,
+        REDEMPTIONS_CREDITED,
         RECONCILIATION_PAGE,
     ];
 }

@@ -76,13 +76,30 @@ impl Phone {
         ))
     }
 
-    /// A phone already in E.164, as stored: anything else is refused.
+    /// A phone in E.164, as the wire and the databases carry it: anything
+    /// else is refused. This checks the form (a `+`, a country calling code
+    /// the numbering plan knows, 4 to 17 digits in all), not the numbering
+    /// plan itself: every phone on the bus either came through the HTTP
+    /// edge's full check ([`Phone::parse`]) or from an operator, and running
+    /// the plan's patterns again in every service that decodes it was a
+    /// tenth of a redeem's CPU (BENCHMARKS.md).
     pub fn from_e164(s: &str) -> Result<Self, PhoneError> {
-        let region = Region(phonenumber::country::Id::US);
-        match Phone::parse(s, region) {
-            Ok(p) if p.0 == s => Ok(p),
-            _ => Err(PhoneError::Invalid),
+        let digits = s.strip_prefix('+').ok_or(PhoneError::Invalid)?;
+        let well_formed = (4..=17).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0');
+        if !well_formed {
+            return Err(PhoneError::Invalid);
         }
+        let known = (1..=3).any(|n| {
+            digits[..n]
+                .parse::<u16>()
+                .is_ok_and(|code| phonenumber::metadata::DATABASE.region(&code).is_some())
+        });
+        if !known {
+            return Err(PhoneError::Invalid);
+        }
+        Ok(Phone(s.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -97,7 +114,7 @@ impl Phone {
     /// parse would otherwise wait for): a service calls it at start-up,
     /// before it says it is ready.
     pub fn warm() {
-        let _ = Phone::from_e164("+14155552671");
+        let _ = Phone::parse("+14155552671", Region(phonenumber::country::Id::US));
     }
 
     /// The last four digits, the rest masked (`•••• 2671`): how the console
@@ -447,6 +464,30 @@ mod tests {
             crate::ErrorCode::in_message(&err.to_string()).map(|(c, _)| c),
             Some(crate::ErrorCode::InvalidPhone)
         );
+    }
+
+    #[test]
+    fn the_wire_form_is_e164_with_a_known_country_code() {
+        for ok in ["+14155552671", "+442079460018", "+8613800138000"] {
+            assert_eq!(
+                Phone::from_e164(ok).map(Phone::into_string),
+                Ok(ok.to_owned())
+            );
+        }
+        for bad in [
+            "14155552671",
+            "+0415555267",
+            "+1 415 555 2671",
+            "+141",
+            "+123456789012345678",
+            "+999123456",
+            "+1415555267a",
+        ] {
+            assert_eq!(Phone::from_e164(bad), Err(PhoneError::Invalid), "{bad}");
+        }
+        // What the edge reads, the wire accepts.
+        let edge = Phone::parse("(415) 555-2671", us()).expect("edge");
+        assert_eq!(Phone::from_e164(edge.as_str()), Ok(edge));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Amount, Currency, IdempotencyKey, Limit, Phone,
+    Amount, Currency, FieldError, IdempotencyKey, Limit, Phone,
     ids::{GroupId, RedemptionId, TransactionId},
 };
 
@@ -147,6 +147,46 @@ pub struct RedemptionCreditRequest {
     pub redemption_id: RedemptionId,
 }
 
+/// `wallet.redemptions.credited`: which of these redemptions the ledger has
+/// credited ([`Credits`]; the others are left out). giftcode-svc asks it
+/// for the redemptions it still calls pending, the gateway for the pending
+/// items of a list: the ledger is the authority on a credit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreditsQuery {
+    /// At most [`CreditsQuery::MAX`].
+    pub redemption_ids: Vec<RedemptionId>,
+}
+
+impl CreditsQuery {
+    pub const MAX: usize = 1_000;
+
+    /// The query's size, checked.
+    pub fn check(&self) -> Result<(), FieldError> {
+        if self.redemption_ids.len() > Self::MAX {
+            return Err(FieldError::new(
+                "redemption_ids",
+                format!("at most {} at a time", Self::MAX),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The credits of a [`CreditsQuery`], in no particular order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credits {
+    pub credits: Vec<Credit>,
+}
+
+/// A redemption's credit: the transaction that made it, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credit {
+    pub redemption_id: RedemptionId,
+    pub transaction_id: TransactionId,
+    pub credited_at: DateTime<Utc>,
+}
+
 /// `wallet.ledger.check` takes nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -251,5 +291,23 @@ mod tests {
         let back: LedgerCheck =
             serde_json::from_value(serde_json::to_value(&check).expect("ser")).expect("parse");
         assert_eq!(back, check);
+        let credits = Credits {
+            credits: vec![Credit {
+                redemption_id: RedemptionId::generate(),
+                transaction_id: TransactionId::generate(),
+                credited_at: Utc::now(),
+            }],
+        };
+        let back: Credits =
+            serde_json::from_value(serde_json::to_value(&credits).expect("ser")).expect("parse");
+        assert_eq!(back, credits);
+        let query = CreditsQuery {
+            redemption_ids: vec![RedemptionId::generate(); CreditsQuery::MAX + 1],
+        };
+        assert!(query.check().is_err(), "a query has a bound");
+        assert!(
+            serde_json::from_str::<CreditsQuery>(r#"{"redemption_ids":["x"]}"#).is_err(),
+            "ids are ids"
+        );
     }
 }

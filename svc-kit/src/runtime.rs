@@ -7,7 +7,7 @@
 //! 1. connect to NATS (retrying while the broker starts);
 //! 2. create or update its own streams, create the ones it reads if missing;
 //! 3. start the outbox publisher;
-//! 4. start the consumers;
+//! 4. start the consumers, re-drives and periodic work;
 //! 5. register the NATS service and its endpoints (bounded in flight);
 //! 6. serve `/healthz`, `/readyz` and `/metrics` on HTTP;
 //!
@@ -33,7 +33,7 @@ use crate::{
     healing::{Links, watch_streams},
     health::NatsAndDb,
     metrics::Metrics,
-    nats::NatsArgs,
+    nats::{NatsArgs, client::ServiceClient},
     outbox::Publisher,
     streams::{self, StreamArgs},
     telemetry::LogFormat,
@@ -154,6 +154,18 @@ type WarmFn<S> = Arc<
         + Sync,
 >;
 
+type EveryFn<S> = Arc<
+    dyn Fn(
+            S,
+            ServiceClient,
+        ) -> BoxFuture<'static, Result<(), Box<dyn std::error::Error + Send + Sync>>>
+        + Send
+        + Sync,
+>;
+
+/// How long periodic work waits for another service's answer.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
 type ConsumerFn<S> = Arc<
     dyn Fn(S, Client, Vec<Message>) -> BoxFuture<'static, Vec<(Message, Outcome)>> + Send + Sync,
 >;
@@ -168,6 +180,8 @@ pub struct Service<S> {
     reads: Vec<StreamDef>,
     consumers: Vec<(consumer::Spec, ConsumerFn<S>)>,
     redrives: Vec<(&'static str, RedriveFn<S>)>,
+    periodic: Vec<(&'static str, Duration, EveryFn<S>)>,
+    retired: Vec<(&'static str, &'static str)>,
     warms: Vec<WarmFn<S>>,
     endpoints: Endpoints<S>,
 }
@@ -185,6 +199,8 @@ impl<S: HasKit + Clone + Send + Sync + 'static> Service<S> {
             reads: Vec::new(),
             consumers: Vec::new(),
             redrives: Vec::new(),
+            periodic: Vec::new(),
+            retired: Vec::new(),
             warms: Vec::new(),
             endpoints: Endpoints::default(),
         }
@@ -224,6 +240,32 @@ impl<S: HasKit + Clone + Send + Sync + 'static> Service<S> {
             Box::pin(async move { fut.await.map_err(|e| Box::new(e) as _) })
         });
         self.redrives.push((what, g));
+        self
+    }
+
+    /// Work done every `period` while the service takes events (it stops when
+    /// the drain begins), given a client to call other services with. A
+    /// failure is logged, and the work is done again at the next period.
+    pub fn every<F, Fut, E>(mut self, what: &'static str, period: Duration, f: F) -> Self
+    where
+        F: Fn(S, ServiceClient) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let f = Arc::new(f);
+        let g: EveryFn<S> = Arc::new(move |s, c| {
+            let fut = f(s, c);
+            Box::pin(async move { fut.await.map_err(|e| Box::new(e) as _) })
+        });
+        self.periodic.push((what, period, g));
+        self
+    }
+
+    /// A durable consumer an earlier build of this service had on `stream`
+    /// and this one no longer uses: removed at start, if it is there, so it
+    /// does not sit on the broker with a growing backlog.
+    pub fn retires(mut self, stream: &'static str, durable: &'static str) -> Self {
+        self.retired.push((stream, durable));
         self
     }
 
@@ -271,6 +313,8 @@ impl<S: HasKit + Clone + Send + Sync + 'static> Service<S> {
             reads,
             consumers,
             redrives,
+            periodic,
+            retired,
             warms,
             endpoints,
         } = self;
@@ -282,6 +326,10 @@ impl<S: HasKit + Clone + Send + Sync + 'static> Service<S> {
         }
         for stream in &reads {
             streams::ensure_read(&js, stream, &args.streams).await?;
+        }
+
+        for (stream, durable) in retired {
+            retire(&js, stream, durable).await;
         }
 
         let stop = CancellationToken::new();
@@ -331,6 +379,21 @@ impl<S: HasKit + Clone + Send + Sync + 'static> Service<S> {
                 kit.metrics.clone(),
                 consuming.clone(),
             )));
+        }
+        let calls = ServiceClient::new(client.clone(), CALL_TIMEOUT);
+        for (what, period, f) in periodic {
+            let (state, calls, stop) = (state.clone(), calls.clone(), consuming.clone());
+            consumers.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(period) => {}
+                        _ = stop.cancelled() => return,
+                    }
+                    if let Err(e) = f(state.clone(), calls.clone()).await {
+                        tracing::warn!(error = %e, "{what} failed; trying again later");
+                    }
+                }
+            }));
         }
         // Before the service answers anything: what the first caller would
         // otherwise wait for.
@@ -383,6 +446,20 @@ impl<S: HasKit + Clone + Send + Sync + 'static> Service<S> {
         .await;
         tracing::info!("{} stopped", kit.name);
         Ok(())
+    }
+}
+
+/// Removes a retired consumer if it is there.
+async fn retire(js: &jetstream::Context, stream: &str, durable: &str) {
+    let Ok(s) = js.get_stream(stream).await else {
+        return;
+    };
+    if s.consumer_info(durable).await.is_err() {
+        return;
+    }
+    match s.delete_consumer(durable).await {
+        Ok(_) => tracing::info!(stream, durable, "retired consumer removed"),
+        Err(e) => tracing::warn!(stream, durable, error = %e, "cannot remove a retired consumer"),
     }
 }
 

@@ -163,17 +163,14 @@ async fn each_user_may_do_what_its_service_does_and_nothing_more() {
         expected.insert((user.to_owned(), subject.to_owned()));
     };
 
-    // giftcode: creates (or updates) its stream and creates the one it reads
-    // as svc-kit's runtime does, publishes its events, serves its endpoints.
+    // giftcode: creates (or updates) its stream as svc-kit's runtime does,
+    // publishes its events, serves its endpoints.
     let limits = stream_limits();
     let (gc, mut gc_err) = nats.watch_as("giftcode").await;
     let gc_js = jetstream::new(gc.clone());
     ensure_owned(&gc_js, &GIFTCODE_EVENTS, &limits)
         .await
         .expect("giftcode creates its stream");
-    ensure_read(&gc_js, &WALLET_EVENTS, &limits)
-        .await
-        .expect("giftcode creates the stream it reads");
     ensure_owned(&gc_js, &GIFTCODE_EVENTS, &limits)
         .await
         .expect("giftcode updates its stream in place");
@@ -185,13 +182,13 @@ async fn each_user_may_do_what_its_service_does_and_nothing_more() {
         .expect("JetStream acknowledges giftcode's event");
     let _giftcode = stub_service(&gc, GIFTCODE_SERVICE, &giftcode::ALL).await;
 
-    // wallet: the same on its side (the streams exist now: its own is
-    // updated, the other looked up only).
+    // wallet: the same on its side (its stream is created, the other one
+    // looked up only).
     let (wl, mut wl_err) = nats.watch_as("wallet").await;
     let wl_js = jetstream::new(wl.clone());
     ensure_owned(&wl_js, &WALLET_EVENTS, &limits)
         .await
-        .expect("wallet updates its stream");
+        .expect("wallet creates its stream");
     ensure_read(&wl_js, &GIFTCODE_EVENTS, &limits)
         .await
         .expect("wallet looks up the stream it reads");
@@ -202,6 +199,37 @@ async fn each_user_may_do_what_its_service_does_and_nothing_more() {
         .await
         .expect("JetStream acknowledges wallet's event");
     let _wallet = stub_service(&wl, WALLET_SERVICE, &wallet::ALL).await;
+    // The server has the wallet's subscriptions once its connection flushed:
+    // giftcode asks right away, from another connection.
+    wl.flush().await.expect("flush");
+
+    // giftcode asks the ledger which redemptions it credited, and removes
+    // the consumer of wallet events an earlier build had.
+    answered(&gc, wallet::REDEMPTIONS_CREDITED).await;
+    let retired = "giftcode-svc-credits";
+    let ops_js = jetstream::new(nats.connect_as("ops").await);
+    ops_js
+        .get_stream(WALLET_EVENTS_STREAM)
+        .await
+        .expect("stream")
+        .create_consumer(jetstream::consumer::pull::Config {
+            durable_name: Some(retired.to_owned()),
+            ..Default::default()
+        })
+        .await
+        .expect("an earlier build's consumer");
+    let wallet_events = gc_js
+        .get_stream(WALLET_EVENTS_STREAM)
+        .await
+        .expect("giftcode looks up the stream of its retired consumer");
+    wallet_events
+        .consumer_info(retired)
+        .await
+        .expect("giftcode looks its retired consumer up");
+    wallet_events
+        .delete_consumer(retired)
+        .await
+        .expect("giftcode removes its retired consumer");
 
     // gateway: every endpoint and the readiness pings answer; the credit
     // notice reaches its inbox.
@@ -291,6 +319,12 @@ async fn each_user_may_do_what_its_service_does_and_nothing_more() {
 
     deny_publish(&gc, &mut gc_err, events::WALLET_CREDITED).await;
     deny("giftcode", events::WALLET_CREDITED);
+    // Of the ledger it asks one thing; of wallet events it reads nothing.
+    deny_publish(&gc, &mut gc_err, wallet::CREDITS_CREATE).await;
+    deny("giftcode", wallet::CREDITS_CREATE);
+    let read = format!("$JS.API.CONSUMER.CREATE.{WALLET_EVENTS_STREAM}");
+    deny_publish(&gc, &mut gc_err, &read).await;
+    deny("giftcode", &read);
     deny_subscribe(&gc, &mut gc_err, wallet::CREDITS_CREATE).await;
     deny("giftcode", wallet::CREDITS_CREATE);
     // Each updates only its own stream.

@@ -192,45 +192,80 @@ pub async fn find_by_key(conn: &mut Conn, key: &str) -> Result<Option<Transfer>,
         .transpose()
 }
 
-/// Posts a transfer in the caller's transaction. On any error the caller rolls
-/// the transaction back: a half-moved amount is never committed.
-pub async fn post(conn: &mut Conn, p: &Posting<'_>, now: i64) -> Result<Transfer, PostError> {
+/// A posting made: the transfer, and whether it opened the credited account
+/// (a wallet's first credit opens it).
+pub struct Posted {
+    pub transfer: Transfer,
+    pub opened: bool,
+}
+
+/// Guarded moves of one account, in the dialect both engines share. A debit
+/// never takes a user account below zero; no sum overflows.
+const DEBIT: &str = "UPDATE accounts SET debits = debits + $1, updated_at = $2 \
+     WHERE id = $3 AND debits <= 9223372036854775807 - $1 \
+     AND (kind <> 'user' OR credits - debits >= $1) RETURNING credits - debits AS balance";
+const CREDIT: &str = "UPDATE accounts SET credits = credits + $1, updated_at = $2 \
+     WHERE id = $3 AND credits <= 9223372036854775807 - $1 RETURNING credits - debits AS balance";
+/// An account opened by its first move: a row only if it was new.
+const OPEN_DEBITED: &str = "INSERT INTO accounts (id, kind, phone, currency, debits, created_at, \
+     updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (id) DO NOTHING \
+     RETURNING credits - debits AS balance";
+const OPEN_CREDITED: &str = "INSERT INTO accounts (id, kind, phone, currency, credits, created_at, \
+     updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (id) DO NOTHING \
+     RETURNING credits - debits AS balance";
+const INSERT_TRANSFER: &str = "INSERT INTO transfers (id, debit_account, credit_account, amount, \
+     kind, reference, description, idempotency_key, request_fingerprint, debit_balance_after, \
+     credit_balance_after, created_at, event_id) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+
+/// Prepares the statements of [`post`] on `conn` (a start-up warm-up).
+pub async fn prepare(conn: &mut Conn) -> Result<(), SqlError> {
+    for sql in [
+        DEBIT,
+        CREDIT,
+        OPEN_DEBITED,
+        OPEN_CREDITED,
+        INSERT_TRANSFER,
+        concat!(transfer_select!(), " WHERE idempotency_key = $1"),
+    ] {
+        conn.prepare(sql).await?;
+    }
+    Ok(())
+}
+
+/// Posts a transfer in the caller's transaction. An account that does not
+/// exist yet is opened by its first move: a wallet by its first credit, a
+/// group's funding account by its first redemption. A user account is never
+/// opened by a debit (there is nothing to debit). On any error the caller
+/// rolls the transaction back: a half-moved amount is never committed.
+///
+/// The common case costs one statement a side: the guarded update, or for
+/// a new wallet the insert that opens it with the amount.
+pub async fn post(
+    conn: &mut Conn,
+    p: &Posting<'_>,
+    currency: &Currency,
+    now: i64,
+) -> Result<Posted, PostError> {
     if let Some(existing) = find_by_key(conn, p.key).await? {
         return Err(PostError::Duplicate(Box::new(existing)));
     }
     let (debit_id, credit_id) = (p.debit.to_string(), p.credit.to_string());
     let mut debit_after = 0;
     let mut credit_after = 0;
+    let mut opened = false;
+    // In id order, so that two transfers between the same accounts take
+    // their row locks in the same order (PostgreSQL) and cannot deadlock.
     let mut sides = [(&debit_id, p.debit, true), (&credit_id, p.credit, false)];
     sides.sort_by(|a, b| a.0.cmp(b.0));
     for (id, account, is_debit) in sides {
-        let sql = if is_debit {
-            "UPDATE accounts SET debits = debits + $1, updated_at = $2 \
-             WHERE id = $3 AND debits <= 9223372036854775807 - $1 \
-             AND (kind <> 'user' OR credits - debits >= $1) RETURNING credits - debits AS balance"
-        } else {
-            "UPDATE accounts SET credits = credits + $1, updated_at = $2 \
-             WHERE id = $3 AND credits <= 9223372036854775807 - $1 \
-             RETURNING credits - debits AS balance"
-        };
-        let row = query(sql)
-            .bind(p.amount.get())
-            .bind(now)
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
-        let Some(row) = row else {
-            return Err(if is_debit && matches!(account, Account::User(_)) {
-                PostError::Insufficient
-            } else {
-                PostError::Overflow
-            });
-        };
-        let balance: i64 = row.get("balance")?;
+        let (balance, new) =
+            side(conn, account, id, is_debit, p.amount.get(), currency, now).await?;
         if is_debit {
             debit_after = balance;
         } else {
             credit_after = balance;
+            opened = new;
         }
     }
     let transfer = Transfer {
@@ -247,32 +282,111 @@ pub async fn post(conn: &mut Conn, p: &Posting<'_>, now: i64) -> Result<Transfer
         created_at: now,
         event_id: Some(p.event_id),
     };
-    let inserted = query(
-        "INSERT INTO transfers (id, debit_account, credit_account, amount, kind, reference, \
-         description, idempotency_key, request_fingerprint, debit_balance_after, \
-         credit_balance_after, created_at, event_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-    )
-    .bind(transfer.id.to_string())
-    .bind(&debit_id)
-    .bind(&credit_id)
-    .bind(p.amount.get())
-    .bind(p.kind.as_str())
-    .bind(p.reference)
-    .bind(p.description)
-    .bind(p.key)
-    .bind(p.fingerprint)
-    .bind(debit_after)
-    .bind(credit_after)
-    .bind(now)
-    .bind(p.event_id.to_string())
-    .execute(&mut *conn)
-    .await;
+    let inserted = query(INSERT_TRANSFER)
+        .bind(transfer.id.to_string())
+        .bind(&debit_id)
+        .bind(&credit_id)
+        .bind(p.amount.get())
+        .bind(p.kind.as_str())
+        .bind(p.reference)
+        .bind(p.description)
+        .bind(p.key)
+        .bind(p.fingerprint)
+        .bind(debit_after)
+        .bind(credit_after)
+        .bind(now)
+        .bind(p.event_id.to_string())
+        .execute(conn)
+        .await;
     match inserted {
-        Ok(_) => Ok(transfer),
+        Ok(_) => Ok(Posted { transfer, opened }),
         Err(e) if e.is_unique_violation() => Err(PostError::Race),
         Err(e) => Err(e.into()),
     }
+}
+
+/// One side of a posting: the account's balance after it, and whether the
+/// posting opened the account. A wallet's first credit (the common case of
+/// a redemption) opens it in one statement; otherwise the guarded update,
+/// and if the account is missing, the insert that opens it. An account
+/// opened meanwhile by a concurrent posting (PostgreSQL) is updated after
+/// all.
+async fn side(
+    conn: &mut Conn,
+    account: &Account,
+    id: &str,
+    is_debit: bool,
+    amount: i64,
+    currency: &Currency,
+    now: i64,
+) -> Result<(i64, bool), PostError> {
+    let user = matches!(account, Account::User(_));
+    let (update, open_sql) = if is_debit {
+        (DEBIT, OPEN_DEBITED)
+    } else {
+        (CREDIT, OPEN_CREDITED)
+    };
+    if user && !is_debit {
+        if let Some(b) = open(conn, open_sql, account, currency, amount, now).await? {
+            return Ok((b, true));
+        }
+    } else if let Some(b) = moved(conn, update, id, amount, now).await? {
+        return Ok((b, false));
+    } else if user {
+        // A user's missing balance is not opened by a debit.
+        return Err(PostError::Insufficient);
+    } else if let Some(b) = open(conn, open_sql, account, currency, amount, now).await? {
+        return Ok((b, true));
+    }
+    match moved(conn, update, id, amount, now).await? {
+        Some(b) => Ok((b, false)),
+        None if user && is_debit => Err(PostError::Insufficient),
+        None => Err(PostError::Overflow),
+    }
+}
+
+/// One side's guarded update: the balance after, or `None` if the guard (or
+/// a missing account) stopped it.
+async fn moved(
+    conn: &mut Conn,
+    sql: &'static str,
+    id: &str,
+    amount: i64,
+    now: i64,
+) -> Result<Option<i64>, PostError> {
+    let row = query(sql)
+        .bind(amount)
+        .bind(now)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.map(|r| r.get("balance")).transpose()?)
+}
+
+/// Opens `account` with its first move: its balance after, or `None` if it
+/// exists already.
+async fn open(
+    conn: &mut Conn,
+    sql: &'static str,
+    account: &Account,
+    currency: &Currency,
+    amount: i64,
+    now: i64,
+) -> Result<Option<i64>, PostError> {
+    let phone = match account {
+        Account::User(p) => Some(p.as_str()),
+        _ => None,
+    };
+    let row = query(sql)
+        .bind(account.to_string())
+        .bind(account.kind())
+        .bind(phone)
+        .bind(currency.as_str())
+        .bind(amount)
+        .bind(now)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.map(|r| r.get("balance")).transpose()?)
 }
 
 pub fn transfer_from_row(row: &Row) -> Result<Transfer, svc_kit::Error> {

@@ -61,6 +61,30 @@ impl App {
     }
 }
 
+impl App {
+    /// Start-up warm-up (svc-kit's `warms`): the ledger's statements
+    /// prepared on the writer (in a transaction that writes nothing) and the
+    /// wallet read on the readers, so that neither the first credit nor the
+    /// first admin read waits for a prepare.
+    pub async fn warm(&self) -> Result<()> {
+        self.db()
+            .write(|tx| {
+                Box::pin(async move {
+                    ledger::prepare(tx).await?;
+                    svc_kit::outbox::prepare(tx).await
+                })
+            })
+            .await?;
+        let mut readers = Vec::new();
+        for _ in 0..svc_kit::db::READERS {
+            let mut conn = self.db().reader().await?;
+            wallets::prepare(&mut conn).await?;
+            readers.push(conn);
+        }
+        Ok(())
+    }
+}
+
 impl HasKit for App {
     fn kit(&self) -> &Kit {
         &self.0.kit
@@ -83,6 +107,7 @@ pub fn service(app: App, ack_wait: Duration) -> Service<App> {
             },
             consumers::code_redeemed::handle,
         )
+        .warms(|app| async move { app.warm().await })
         .endpoints(|e| {
             e.endpoint::<ep::WalletsCreate, _, _, _>(|app, ctx, req| async move {
                 app.create_wallet(&req.phone, ctx.request_id).await
@@ -110,6 +135,9 @@ pub fn service(app: App, ack_wait: Duration) -> Service<App> {
             )
             .endpoint::<ep::RedemptionsGet, _, _, _>(|app, _, req| async move {
                 app.redemption_credit(req.redemption_id).await
+            })
+            .endpoint::<ep::RedemptionsCredited, _, _, _>(|app, _, req| async move {
+                app.redemption_credits(req).await
             })
             .endpoint::<ep::ReconciliationPage, _, _, _>(|app, _, req| async move {
                 app.reconciliation_page(req).await

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::{
     App,
     error::{Error, Result},
-    ledger::{self, Account, PostError, Posting, Transfer},
+    ledger::{self, Account, PostError, Posted, Posting, Transfer},
     wallets::fetch_wallet,
 };
 
@@ -105,14 +105,13 @@ impl App {
         correlation_id: Option<String>,
     ) -> Result<MoveReply> {
         let now = now_micros();
-        let created = self.open_wallet(tx, &m.req.phone, now, None).await?;
         let wallet = Account::User(m.req.phone.clone());
-        let transfer = match self
+        let (transfer, created) = match self
             .post_move(tx, &m, &Account::AdminAdjustments, &wallet, now)
             .await?
         {
-            Posted::New(t) => t,
-            Posted::Replay(reply) => return reply,
+            Outcome::New(p) => (p.transfer, p.opened),
+            Outcome::Replay(reply) => return reply,
         };
         let event = Envelope::again(
             m.event_id,
@@ -164,8 +163,8 @@ impl App {
             .post_move(tx, &m, &wallet, &Account::Spend, now)
             .await?
         {
-            Posted::New(t) => t,
-            Posted::Replay(reply) => return reply,
+            Outcome::New(p) => p.transfer,
+            Outcome::Replay(reply) => return reply,
         };
         let event = Envelope::again(
             m.event_id,
@@ -192,8 +191,8 @@ impl App {
         }
     }
 
-    /// Posts `m` from `debit` to `credit` in the caller's transaction, making
-    /// sure the system side exists; a key used before answers its replay.
+    /// Posts `m` from `debit` to `credit` in the caller's transaction; a key
+    /// used before answers its replay.
     async fn post_move(
         &self,
         tx: &mut Conn,
@@ -201,13 +200,7 @@ impl App {
         debit: &Account,
         credit: &Account,
         now: i64,
-    ) -> Result<Posted> {
-        let system = if matches!(debit, Account::User(_)) {
-            credit
-        } else {
-            debit
-        };
-        ledger::ensure_account(tx, system, self.currency(), now).await?;
+    ) -> Result<Outcome> {
         let posting = Posting {
             debit,
             credit,
@@ -219,9 +212,9 @@ impl App {
             fingerprint: &m.fingerprint,
             event_id: m.event_id,
         };
-        match ledger::post(tx, &posting, now).await {
-            Ok(t) => Ok(Posted::New(t)),
-            Err(PostError::Duplicate(t)) => Ok(Posted::Replay(m.replay(self, &t))),
+        match ledger::post(tx, &posting, self.currency(), now).await {
+            Ok(p) => Ok(Outcome::New(p)),
+            Err(PostError::Duplicate(t)) => Ok(Outcome::Replay(m.replay(self, &t))),
             Err(PostError::Race) => {
                 // Another request with this key committed first: answer
                 // with what it made, read outside this doomed transaction.
@@ -231,7 +224,7 @@ impl App {
                 let t = ledger::find_by_key(&mut conn, &m.key)
                     .await?
                     .ok_or_else(|| Error::Ledger("a duplicate key vanished".into()))?;
-                Ok(Posted::Replay(m.replay(self, &t)))
+                Ok(Outcome::Replay(m.replay(self, &t)))
             }
             Err(PostError::Insufficient) => Err(Error::InsufficientFunds),
             Err(PostError::Overflow) => Err(Error::field("amount", "would overflow the account")),
@@ -242,8 +235,8 @@ impl App {
 }
 
 /// What posting a move did.
-enum Posted {
-    New(Transfer),
+enum Outcome {
+    New(Posted),
     /// The key was used before: the answer (its replay, or the conflict).
     Replay(Result<MoveReply>),
 }

@@ -1,12 +1,12 @@
 //! Crediting gift-code redemptions (DESIGN.md §7 step 3). Each `code.redeemed`
-//! event records its id, opens the wallet if needed, and moves the amount from
-//! the group's funding account to the wallet under the permanent key
-//! `redemption:<id>`, with its `wallet.credited` event. An event seen twice
-//! (redelivered after a crash, re-driven by giftcode-svc, or republished
-//! under a new id) changes nothing the second time and answers as the first
-//! time: the credit it made, and its `wallet.credited` published again with
-//! the same id, so that giftcode-svc catches up after a broker that lost its
-//! store (issue 11).
+//! event moves the amount from the group's funding account to the wallet
+//! (opening either with its first move) under the permanent key
+//! `redemption:<id>`, with its `wallet.credited` event. The key is what makes
+//! a credit happen once: an event seen twice (redelivered after a crash,
+//! re-driven by giftcode-svc, or republished under a new id) changes nothing
+//! the second time and answers as the first time: the credit it made, and
+//! its `wallet.credited` published again with the same id, so that
+//! giftcode-svc catches up after a broker that lost its store (issue 11).
 //!
 //! [`crate::consumers::code_redeemed`] feeds it; `wallet.redemptions.get`
 //! reads a credit back.
@@ -14,7 +14,7 @@
 use shared_events::{
     Envelope, RedemptionId,
     events::{Cause, CodeRedeemed, WalletCredited},
-    wallet::{CreditNotice, TransactionKind},
+    wallet::{Credit, CreditNotice, Credits, CreditsQuery, TransactionKind},
 };
 use svc_kit::{
     HasKit,
@@ -46,6 +46,38 @@ impl App {
             .await?
             .ok_or(Error::CreditNotFound)?;
         self.notice(redemption_id, &t)
+    }
+
+    /// Which of the queried redemptions the ledger has credited, and by
+    /// which transfer: one indexed read (`transfers_by_reference`).
+    pub async fn redemption_credits(&self, q: CreditsQuery) -> Result<Credits> {
+        q.check().map_err(|e| Error::Validation(vec![e]))?;
+        if q.redemption_ids.is_empty() {
+            return Ok(Credits::default());
+        }
+        let backend = self.db().backend();
+        let sql = format!(
+            "SELECT reference, id, created_at FROM transfers WHERE kind = {} AND reference IN ({})",
+            backend.placeholder(1),
+            backend.list_placeholders(q.redemption_ids.len(), 2)
+        );
+        let mut select = query(sql).bind(TransactionKind::GiftCodeRedemption.as_str());
+        for id in &q.redemption_ids {
+            select = select.bind(id.to_string());
+        }
+        let credits = select
+            .fetch_all(self.db())
+            .await?
+            .iter()
+            .map(|r| -> Result<Credit> {
+                Ok(Credit {
+                    redemption_id: r.parsed("reference")?,
+                    transaction_id: r.parsed("id")?,
+                    credited_at: from_micros(r.get("created_at")?),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Credits { credits })
     }
 
     /// The credit notice of a redemption's transfer.
@@ -83,24 +115,7 @@ impl App {
         let d = &event.data;
         let key = credit_key(d.redemption_id);
         let now = now_micros();
-        let first_time = query(
-            "INSERT INTO processed_events (event_id, processed_at) VALUES ($1, $2) \
-             ON CONFLICT (event_id) DO NOTHING",
-        )
-        .bind(event.id.to_string())
-        .bind(now)
-        .execute(tx)
-        .await?
-            == 1;
-        if !first_time {
-            let t = ledger::find_by_key(tx, &key).await?.ok_or_else(|| {
-                Error::Ledger(format!("event {} processed without its credit", event.id))
-            })?;
-            return self.answer_again(tx, event, &t).await;
-        }
-        let created = self.open_wallet(tx, &d.phone, now, None).await?;
         let funding = Account::GroupFunding(d.group_id);
-        ledger::ensure_account(tx, &funding, self.currency(), now).await?;
         let reference = d.redemption_id.to_string();
         let wallet = Account::User(d.phone.clone());
         let posting = Posting {
@@ -114,10 +129,10 @@ impl App {
             fingerprint: &reference,
             event_id: Uuid::now_v7(),
         };
-        let transfer = match ledger::post(tx, &posting, now).await {
-            Ok(t) => t,
-            // The same redemption under another event id: credited already.
-            // The new event id stays recorded so it is not examined again.
+        let posted = match ledger::post(tx, &posting, self.currency(), now).await {
+            Ok(p) => p,
+            // Seen before (redelivered, re-driven, or republished under
+            // another event id): credited already.
             Err(PostError::Duplicate(t)) => return self.answer_again(tx, event, &t).await,
             Err(PostError::Race) => {
                 return Err(Error::Ledger("concurrent credit; retrying".into()));
@@ -131,9 +146,9 @@ impl App {
             Err(PostError::Db(e)) => return Err(e.into()),
             Err(PostError::Kit(e)) => return Err(e.into()),
         };
-        let credited = self.credited(event, &transfer, posting.event_id, created)?;
+        let credited = self.credited(event, &posted.transfer, posting.event_id, posted.opened)?;
         outbox::enqueue(tx, &credited).await?;
-        self.notice(d.redemption_id, &transfer)
+        self.notice(d.redemption_id, &posted.transfer)
     }
 
     /// A redemption seen again, credited already by `t`: the same credit,

@@ -138,20 +138,25 @@ impl App {
     }
 }
 
+const WALLET: &str = "SELECT phone, credits - debits AS balance, currency, created_at, \
+     updated_at FROM accounts WHERE id = $1";
+
+/// Prepares the read of one wallet on `conn` (a start-up warm-up).
+pub(crate) async fn prepare(conn: &mut Conn) -> Result<()> {
+    Ok(conn.prepare(WALLET).await?)
+}
+
 pub(crate) async fn fetch_wallet<'a>(
     on: impl Into<On<'a>>,
     phone: &Phone,
 ) -> Result<Option<Wallet>> {
-    query(
-        "SELECT phone, credits - debits AS balance, currency, created_at, updated_at \
-         FROM accounts WHERE id = $1",
-    )
-    .bind(Account::User(phone.clone()).to_string())
-    .fetch_optional(on)
-    .await?
-    .as_ref()
-    .map(wallet_from_row)
-    .transpose()
+    query(WALLET)
+        .bind(Account::User(phone.clone()).to_string())
+        .fetch_optional(on)
+        .await?
+        .as_ref()
+        .map(wallet_from_row)
+        .transpose()
 }
 
 fn wallet_from_row(row: &Row) -> Result<Wallet> {

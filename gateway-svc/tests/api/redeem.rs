@@ -76,6 +76,25 @@ async fn credited_replayed_and_each_event_seen_once() {
         assert_eq!(e["correlation_id"], "req-e2e-1");
         assert_eq!(e["_msg_id"], e["id"]);
     }
+
+    // giftcode-svc's own record is settled by asking the ledger (§7 step
+    // 4): it says credited, with the ledger's transaction, within seconds.
+    let get = json!({ "id": body["id"] }).to_string();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let reply = client
+            .request("giftcode.redemptions.get", get.clone().into())
+            .await
+            .expect("giftcode.redemptions.get");
+        let r: Value = serde_json::from_slice(&reply.payload).expect("json");
+        if r["status"] == "credited" {
+            assert_eq!(r["transaction_id"], body["wallet"]["transaction_id"], "{r}");
+            break;
+        }
+        assert_eq!(r["status"], "pending", "{r}");
+        assert!(Instant::now() < deadline, "giftcode-svc never settled: {r}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

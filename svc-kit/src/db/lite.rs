@@ -92,9 +92,12 @@ fn open(path: Option<&Path>, cache_kib: u32) -> rusqlite::Result<Connection> {
     };
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.set_prepared_statement_cache_capacity(STATEMENTS);
+    // The savepoint of each write in a group commit keeps the pages it
+    // changes in a sub-journal: in memory, not in a temporary file that
+    // grows by a write syscall per page and is deleted at every commit.
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
-         PRAGMA cache_size = -{cache_kib};"
+         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -{cache_kib};"
     ))?;
     Ok(conn)
 }

@@ -1,4 +1,0 @@
-//! The events giftcode-svc consumes, one module per event (each a durable
-//! pull consumer that svc-kit runs; see `crate::service`).
-
-pub mod wallet_credited;
