@@ -94,8 +94,9 @@ pub enum Role {
         #[arg(long)]
         nats: String,
     },
-    /// Measures what one SQLite statement costs through sqlx on this machine
-    /// (a round trip to the connection's thread), alone and in transactions.
+    /// Measures what one SQLite statement and one commit cost on this
+    /// machine: through svc-kit's Db (the services' path: a writer thread
+    /// that group-commits) and through sqlx (the path before issue 12).
     Statements {
         /// Operations per measurement.
         #[arg(long, default_value_t = 2000)]

@@ -78,15 +78,17 @@ struct Tally {
 }
 
 pub async fn run(args: &Args) -> anyhow::Result<Report> {
-    eprintln!(
-        "starting the platform (SQLite, synchronous=FULL; nats-server as nats.conf ships it)"
-    );
-    let storage = match args.storage.as_str() {
-        "sqlite" => Storage::Sqlite,
-        "postgres" => Storage::Postgres,
+    let (storage, engine) = match args.storage.as_str() {
+        "sqlite" => (Storage::Sqlite, "SQLite, synchronous=FULL"),
+        "postgres" => (Storage::Postgres, "PostgreSQL, fsync on"),
         other => bail!("--storage is sqlite or postgres, not {other:?}"),
     };
     let sync = (args.nats_sync != "shipped").then(|| args.nats_sync.clone());
+    let broker = match &sync {
+        Some(s) => format!("nats-server with sync_interval {s}"),
+        None => "nats-server as nats.conf ships it".to_owned(),
+    };
+    eprintln!("starting the platform ({engine}; {broker})");
     let mut platform = Platform::start(Options {
         as_shipped: true,
         storage,

@@ -1,14 +1,17 @@
-//! `bench statements`: what one SQLite statement costs through sqlx on this
-//! machine, the unit the redeem path is made of (BENCHMARKS.md, "Where the
-//! time goes"). sqlx drives each SQLite connection from a thread of its own,
-//! so every statement is a round trip between a tokio worker and that thread;
-//! this measures the round trip alone (`SELECT 1`), a one-row write inside a
-//! transaction, and a whole write transaction with and without its fsync, as
-//! the services open their databases (WAL, a pool of one writer).
+//! `bench statements`: what one SQLite statement and one commit cost on this
+//! machine, the units the redeem path is made of (BENCHMARKS.md).
+//!
+//! Two ways of driving SQLite are measured side by side:
+//! - the services' own, svc-kit's `Db`: reads on a pool of reader
+//!   connections in the caller's thread, and every write a job run by the one
+//!   writer thread, which commits whatever jobs are queued together;
+//! - sqlx's, which the services used before issue 12: each connection on a
+//!   thread of its own, so every statement is a round trip to that thread.
 
 use std::time::{Duration, Instant};
 
 use sqlx::{Any, Pool, any::AnyPoolOptions};
+use svc_kit::db::{Db, SqlError, query};
 
 use crate::procstat::cpu_seconds;
 
@@ -81,12 +84,107 @@ fn summarize(what: &'static str, mut times: Vec<Duration>, cpu: f64) -> Figure {
 
 /// Measures each operation on a fresh database in a temporary directory.
 pub async fn run(n: usize) -> anyhow::Result<Vec<Figure>> {
+    let mut figures = run_kit(n).await?;
+    figures.extend(run_sqlx(n).await?);
+    Ok(figures)
+}
+
+/// svc-kit's `Db`, opened as the services open theirs (WAL,
+/// `synchronous=FULL`).
+async fn run_kit(n: usize) -> anyhow::Result<Vec<Figure>> {
+    let dir = tempfile::tempdir()?;
+    let url = format!("sqlite://{}", dir.path().join("kit.db").display());
+    let db = Db::connect(&url, &svc_kit::migrations!()).await?;
+    let mut figures = vec![
+        measure("Db: SELECT 1 on a reader", n, |_| {
+            let db = &db;
+            async move {
+                query("SELECT 1").fetch_one(db).await?;
+                Ok(())
+            }
+        })
+        .await?,
+    ];
+    // n inserts in one write job: a statement without its commit.
+    let me = std::process::id();
+    let cpu0 = cpu_seconds(me).unwrap_or(0.0);
+    let times = db
+        .write(move |tx| {
+            Box::pin(async move {
+                let mut times = Vec::with_capacity(n);
+                for i in 0..n {
+                    let t = Instant::now();
+                    query("INSERT INTO t (k, v) VALUES ($1, $2)")
+                        .bind(format!("in-job-{i}"))
+                        .bind(i as i64)
+                        .execute(tx)
+                        .await?;
+                    times.push(t.elapsed());
+                }
+                Ok::<_, SqlError>(times)
+            })
+        })
+        .await?;
+    let cpu = cpu_seconds(me).unwrap_or(0.0) - cpu0;
+    figures.push(summarize(
+        "Db: INSERT of one row, inside a write",
+        times,
+        cpu,
+    ));
+    figures.push(
+        measure(
+            "Db: a write of one INSERT, alone (its commit, fsync)",
+            n,
+            |i| insert(&db, format!("alone-{i}"), i),
+        )
+        .await?,
+    );
+    // 64 writers at once, as under load: the writer thread commits the
+    // queued jobs together. Per job: the wall time of the round, and the CPU.
+    let rounds = (n / 64).max(1);
+    let cpu0 = cpu_seconds(me).unwrap_or(0.0);
+    let mut times = Vec::with_capacity(rounds);
+    for r in 0..rounds {
+        let t = Instant::now();
+        futures::future::try_join_all(
+            (0..64).map(|j| insert(&db, format!("group-{r}-{j}"), r * 64 + j)),
+        )
+        .await?;
+        times.push(t.elapsed() / 64);
+    }
+    let cpu = (cpu_seconds(me).unwrap_or(0.0) - cpu0) / 64.0;
+    figures.push(summarize(
+        "Db: 64 writes of one INSERT at once, per write (group commit)",
+        times,
+        cpu,
+    ));
+    db.close().await;
+    Ok(figures)
+}
+
+async fn insert(db: &Db, k: String, v: usize) -> anyhow::Result<()> {
+    db.write(move |tx| {
+        Box::pin(async move {
+            query("INSERT INTO t (k, v) VALUES ($1, $2)")
+                .bind(k)
+                .bind(v as i64)
+                .execute(tx)
+                .await?;
+            Ok::<_, SqlError>(())
+        })
+    })
+    .await?;
+    Ok(())
+}
+
+/// sqlx's SQLite driver, as the services used it before issue 12.
+async fn run_sqlx(n: usize) -> anyhow::Result<Vec<Figure>> {
     let dir = tempfile::tempdir()?;
     let full = pool(&dir.path().join("full.db"), "FULL").await?;
     let off = pool(&dir.path().join("off.db"), "OFF").await?;
     let mut figures = Vec::new();
     figures.push(
-        measure("SELECT 1 (one round trip)", n, |_| async {
+        measure("sqlx: SELECT 1 (one round trip)", n, |_| async {
             sqlx::query("SELECT 1").execute(&full).await?;
             Ok(())
         })
@@ -112,13 +210,19 @@ pub async fn run(n: usize) -> anyhow::Result<Vec<Figure>> {
     sqlx::raw_sql("COMMIT").execute(&mut *conn).await?;
     drop(conn);
     figures.push(summarize(
-        "INSERT of one row, inside a transaction",
+        "sqlx: INSERT of one row, inside a transaction",
         times,
         cpu,
     ));
     for (what, pool) in [
-        ("BEGIN IMMEDIATE, INSERT, COMMIT (synchronous=FULL)", &full),
-        ("BEGIN IMMEDIATE, INSERT, COMMIT (synchronous=OFF)", &off),
+        (
+            "sqlx: BEGIN IMMEDIATE, INSERT, COMMIT (synchronous=FULL)",
+            &full,
+        ),
+        (
+            "sqlx: BEGIN IMMEDIATE, INSERT, COMMIT (synchronous=OFF)",
+            &off,
+        ),
     ] {
         figures.push(
             measure(what, n, |i| async move {
@@ -141,12 +245,10 @@ pub async fn run(n: usize) -> anyhow::Result<Vec<Figure>> {
 
 /// Prints the figures as a table.
 pub fn print(figures: &[Figure], n: usize) {
-    println!(
-        "sqlx + SQLite on this machine, {n} operations each (median wall, mean CPU of the process):"
-    );
+    println!("SQLite on this machine, {n} operations each (median wall, mean CPU of the process):");
     println!("| operation | median µs | CPU µs |");
     println!("|---|---|---|");
     for f in figures {
-        println!("| {} | {:.0} | {:.0} |", f.what, f.median_us, f.cpu_us);
+        println!("| {} | {:.1} | {:.1} |", f.what, f.median_us, f.cpu_us);
     }
 }

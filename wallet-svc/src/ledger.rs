@@ -438,10 +438,18 @@ impl App {
         )
         .fetch_one(&mut conn)
         .await?;
+        // One pass over the transfers per side, joined to the accounts. A
+        // correlated sum per account lets PostgreSQL pick a sequential scan
+        // for the skewed debit side (nearly every debit is a group's funding
+        // account): quadratic, a minute at 17,000 accounts.
         let bad = query(
-            "SELECT a.id FROM accounts a WHERE (a.kind = 'user' AND a.credits < a.debits) \
-             OR a.credits <> (SELECT COALESCE(SUM(t.amount), 0) FROM transfers t WHERE t.credit_account = a.id) \
-             OR a.debits <> (SELECT COALESCE(SUM(t.amount), 0) FROM transfers t WHERE t.debit_account = a.id) \
+            "SELECT a.id FROM accounts a \
+             LEFT JOIN (SELECT credit_account AS id, SUM(amount) AS total FROM transfers \
+                        GROUP BY credit_account) c ON c.id = a.id \
+             LEFT JOIN (SELECT debit_account AS id, SUM(amount) AS total FROM transfers \
+                        GROUP BY debit_account) d ON d.id = a.id \
+             WHERE (a.kind = 'user' AND a.credits < a.debits) \
+             OR a.credits <> COALESCE(c.total, 0) OR a.debits <> COALESCE(d.total, 0) \
              ORDER BY a.id",
         )
         .fetch_all(&mut conn)

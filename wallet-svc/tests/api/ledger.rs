@@ -15,6 +15,7 @@ use crate::helpers::*;
 use testkit::on_both_backends;
 
 on_both_backends!(
+    the_ledger_check_finds_an_account_its_transfers_do_not_explain,
     admin_moves_are_idempotent,
     concurrent_debits_never_overdraw,
     wallets_and_bad_input
@@ -369,4 +370,46 @@ async fn memory_mode_works() {
     assert_eq!(wallet.balance, 42);
     let _ = tx.send(());
     task.await.expect("join").expect("clean stop");
+}
+
+/// `wallet.ledger.check` compares each account's sums with its transfers:
+/// an account whose credits and debits were both raised (its balance, and
+/// the sum of all balances, unchanged) is found, and only that one.
+async fn the_ledger_check_finds_an_account_its_transfers_do_not_explain(backend: Backend) {
+    let p = Platform::start(backend, false).await;
+    p.credit(&phone(1), 1000, "k1").await.expect("credit");
+    p.credit(&phone(2), 500, "k2").await.expect("credit");
+    p.debit(&phone(2), 200, "k3").await.expect("debit");
+    p.assert_ledger_consistent().await;
+
+    let db = svc_kit::db::Db::connect(&p.wallet_config.kit.database_url, &wallet_svc::MIGRATIONS)
+        .await
+        .expect("the wallet database");
+    let account: String =
+        svc_kit::db::query("SELECT id FROM accounts WHERE kind = 'user' AND credits = 500")
+            .fetch_one(&db)
+            .await
+            .expect("phone 2's account")
+            .get("id")
+            .expect("id");
+    let tampered = account.clone();
+    db.write(move |tx| {
+        Box::pin(async move {
+            svc_kit::db::query(
+                "UPDATE accounts SET credits = credits + 7, debits = debits + 7 WHERE id = $1",
+            )
+            .bind(tampered)
+            .execute(tx)
+            .await
+        })
+    })
+    .await
+    .expect("tamper");
+    db.close().await;
+
+    let check: shared_events::wallet::LedgerCheck =
+        p.call(ep::LEDGER_CHECK, json!({})).await.expect("check");
+    assert!(!check.ok, "{check:?}");
+    assert_eq!(check.sum_of_balances, 0, "the balances still sum to zero");
+    assert_eq!(check.inconsistent_accounts, vec![account]);
 }
