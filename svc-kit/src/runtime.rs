@@ -346,15 +346,17 @@ impl<S: HasKit + Clone + Send + Sync + 'static> Service<S> {
             .map(|s| (*s, true))
             .chain(reads.iter().map(|s| (*s, false)))
             .collect();
+        // The watcher stops with the consumers, first thing in the drain:
+        // it has nothing to heal for a service that is going away.
+        let consuming = CancellationToken::new();
         let watcher = tokio::spawn(watch_streams(
             js.clone(),
             watched,
             args.streams.clone(),
             links.clone(),
             kit.metrics.clone(),
-            stop.clone(),
+            consuming.clone(),
         ));
-        let consuming = CancellationToken::new();
         let mut consumers: Vec<_> = consumers
             .into_iter()
             .map(|(spec, handle)| {

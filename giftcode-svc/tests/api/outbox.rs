@@ -209,3 +209,21 @@ async fn shutdown_completes_without_the_broker() {
     let drained = tokio::time::timeout(Duration::from_secs(60), app.shutdown()).await;
     assert!(drained.is_ok(), "shutdown hung without the broker");
 }
+
+/// With the broker up, the drain finishes each step instead of waiting out
+/// its deadline (10 s for the consumers and background work, which the
+/// streams' watcher used to hold until the very end of the drain).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_with_the_broker_up_waits_out_no_deadline() {
+    let mut app = spawn_app(Backend::Sqlite).await;
+    app.create_group(json!({"name": "G", "kind": "unique", "amount": 1, "count": 1}))
+        .await
+        .expect("created");
+    let started = std::time::Instant::now();
+    app.shutdown().await;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(9),
+        "the drain took {took:?}: a step waited out its deadline"
+    );
+}
