@@ -1,8 +1,8 @@
 //! A durable JetStream pull consumer with explicit acks (DESIGN.md §6): the
-//! handler applies a message's effect and commits it (recording the event id in
-//! the same transaction), and only then is the message acked. A process that
-//! dies in between gets the message again after `ack_wait`, and the recorded
-//! event id turns the second delivery into a no-op.
+//! handler applies a message's effect and commits it, and only then is the
+//! message acked. A process that dies in between gets the message again after
+//! `ack_wait`, and the effect's durable key (for a credit, the transfer's
+//! `redemption:<id>`) turns the second delivery into a no-op.
 //!
 //! The consumer keeps one long-lived pull with a prefetch window open, so the
 //! server hands messages over as they come. The handler gets every message

@@ -11,7 +11,7 @@
 //! table once it is [`LEFTOVER_AFTER`] old and sent again. JetStream's
 //! duplicate window and the consumers' idempotency make a second send
 //! harmless. Replicas sharing a PostgreSQL database claim leftovers
-//! (`FOR UPDATE SKIP LOCKED`, then a fresh `queued_at` as a lease), so each is
+//! (`FOR UPDATE SKIP LOCKED`, then a fresh `created_at` as a lease), so each is
 //! sent by one of them.
 //!
 //! The table is svc-kit's (`migrations/`, 10001).

@@ -275,7 +275,7 @@ impl<S: HasKit + Clone + Send + Sync + 'static> Service<S> {
         self
     }
 
-    /// A durable consumer: `handle` gets each fetched batch and says what
+    /// A durable consumer: `handle` gets each batch that arrived and says what
     /// became of each message (see [`crate::consumer`]).
     pub fn consumes<F, Fut>(mut self, stream: StreamDef, spec: consumer::Spec, handle: F) -> Self
     where

@@ -20,56 +20,39 @@ use crate::{
 };
 
 impl App {
-    /// Creates a wallet explicitly: `wallet_exists` if there is one.
+    /// Creates a wallet explicitly, with its `wallet.created` event:
+    /// `wallet_exists` if there is one. (A wallet opened by its first credit
+    /// is announced by that credit's `wallet.credited`, `created: true`.)
     pub async fn create_wallet(
         &self,
         phone: &Phone,
         correlation_id: Option<String>,
     ) -> Result<Wallet> {
         let now = now_micros();
-        let (app, phone) = (self.clone(), phone.clone());
+        let (currency, phone) = (self.currency().clone(), phone.clone());
         self.db()
             .write(move |tx| {
                 Box::pin(async move {
-                    if !app
-                        .open_wallet(tx, &phone, now, Some(correlation_id))
-                        .await?
-                    {
+                    let account = Account::User(phone.clone());
+                    if !ledger::ensure_account(tx, &account, &currency, now).await? {
                         return Err(Error::WalletExists);
                     }
+                    let event = Envelope::new(
+                        crate::SOURCE,
+                        correlation_id,
+                        WalletCreated {
+                            phone: phone.clone(),
+                            currency,
+                            created_at: from_micros(now),
+                        },
+                    );
+                    outbox::enqueue(tx, &event).await?;
                     fetch_wallet(&mut *tx, &phone)
                         .await?
                         .ok_or(Error::WalletNotFound)
                 })
             })
             .await
-    }
-
-    /// Creates the wallet's account if missing, in the caller's transaction;
-    /// true if it was created. `announce` (with its correlation id) adds a
-    /// `wallet.created` event; a credit announces the new wallet itself.
-    pub(crate) async fn open_wallet(
-        &self,
-        conn: &mut Conn,
-        phone: &Phone,
-        now: i64,
-        announce: Option<Option<String>>,
-    ) -> Result<bool> {
-        let account = Account::User(phone.clone());
-        let created = ledger::ensure_account(conn, &account, self.currency(), now).await?;
-        if let (true, Some(correlation_id)) = (created, announce) {
-            let event = Envelope::new(
-                crate::SOURCE,
-                correlation_id,
-                WalletCreated {
-                    phone: phone.clone(),
-                    currency: self.currency().clone(),
-                    created_at: from_micros(now),
-                },
-            );
-            outbox::enqueue(conn, &event).await?;
-        }
-        Ok(created)
     }
 
     pub async fn get_wallet(&self, phone: &Phone) -> Result<Wallet> {

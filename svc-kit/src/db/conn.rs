@@ -18,7 +18,7 @@ use sqlx::{
 };
 
 use super::{
-    Backend, Db, lite,
+    Db, lite,
     value::{Bind, Kind, Row, Value},
 };
 use crate::outbox::Staged;
@@ -79,13 +79,6 @@ impl Conn {
         Self {
             handle,
             staged: Vec::new(),
-        }
-    }
-
-    pub fn backend(&self) -> Backend {
-        match self.handle {
-            Handle::Lite(_) | Handle::LiteRemote(_) => Backend::Sqlite,
-            Handle::PgTx(_) | Handle::PgPool(_) => Backend::Postgres,
         }
     }
 

@@ -25,7 +25,6 @@ use std::{
     time::Duration,
 };
 
-use futures::future::BoxFuture;
 use rusqlite::{
     Connection, OpenFlags, ToSql,
     types::{ToSqlOutput, ValueRef},
@@ -237,11 +236,8 @@ trait WriteJob: Send {
     fn finish(self: Box<Self>, failed: Option<&Arc<SqlError>>);
 }
 
-type WriteFn<T, E> =
-    Box<dyn for<'c> FnOnce(&'c mut Conn) -> BoxFuture<'c, Result<T, E>> + Send + 'static>;
-
 struct Typed<T, E> {
-    f: Option<WriteFn<T, E>>,
+    f: Option<super::Write<T, E>>,
     out: Option<Result<T, E>>,
     reply: oneshot::Sender<Result<T, E>>,
 }
@@ -293,7 +289,7 @@ pub(crate) struct Writer(mpsc::Sender<Job>);
 
 impl Writer {
     /// Runs `f` in the next group commit; its outcome once that committed.
-    pub(crate) async fn write<T, E>(&self, bulk: bool, f: WriteFn<T, E>) -> Result<T, E>
+    pub(crate) async fn write<T, E>(&self, bulk: bool, f: super::Write<T, E>) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<SqlError> + Send + 'static,
@@ -436,7 +432,6 @@ fn commit_group(conn: &mut Conn, jobs: Vec<Box<dyn WriteJob>>, sink: &Sink) {
     }
     let alone = jobs.len() == 1;
     let mut ran = Vec::with_capacity(jobs.len());
-    let mut any_ok = false;
     let mut committed = 0;
     let mut jobs = jobs.into_iter();
     while let Some(mut job) = jobs.next() {
@@ -473,17 +468,16 @@ fn commit_group(conn: &mut Conn, jobs: Vec<Box<dyn WriteJob>>, sink: &Sink) {
                 SqlError::Panicked("the transaction was rolled back".into()),
             );
         }
-        any_ok |= ok;
         committed += u64::from(ok);
     }
-    let end = if any_ok {
+    let end = if committed > 0 {
         raw(conn, "COMMIT")
     } else {
         raw(conn, "ROLLBACK")
     };
     match end {
         Ok(()) => {
-            if any_ok {
+            if committed > 0 {
                 sink.stats.commits.inc();
                 sink.stats.writes.inc_by(committed);
             }

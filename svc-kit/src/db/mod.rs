@@ -10,8 +10,10 @@
 //!   and the server group-commits concurrent ones itself.
 //!
 //! Migrations only go forward. A service's own run first, then svc-kit's (the
-//! outbox and processed-event tables every service shares, numbered from
-//! 10001), as one set.
+//! outbox table every service shares, numbered from 10001), as one set. Its
+//! `processed_events` table is written by no one since issue 12 (effects are
+//! idempotent by their own durable keys); it stays for databases of earlier
+//! builds.
 
 mod conn;
 mod lite;

@@ -1,5 +1,5 @@
 //! Consumes `giftcode.events.code.redeemed` (DESIGN.md §7 step 3): every event
-//! of a fetched batch is credited at once, each its own write, so they join
+//! of a batch that arrived is credited at once, each its own write, so they join
 //! one group commit of the database (one fsync for the lot, the big saving
 //! under load) and one that cannot be applied does not hold back the others
 //! (see `crate::redemptions`). Only after the commit are the messages acked
