@@ -168,6 +168,30 @@ async fn giftcode_gone_is_503_and_records_nothing() {
         .await;
     let code = group["codes"][0].as_str().expect("code").to_owned();
     s.kill_giftcode();
+    // The broker drops a killed process's subscriptions when it reads the
+    // closed socket, a moment after the kill (under CI load, once, after the
+    // request had gone to the dead subscription and waited out the 30 s).
+    // Wait until it says nobody serves giftcode, then time the redeem.
+    let ops = s.nats.connect_as("ops").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        // A ping that reaches the dead subscription waits: bound it.
+        let ping = tokio::time::timeout(
+            Duration::from_millis(500),
+            ops.request("$SRV.PING.giftcode", "".into()),
+        )
+        .await;
+        if let Ok(Err(e)) = ping
+            && e.kind() == async_nats::RequestErrorKind::NoResponders
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "giftcode-svc still answers after its kill"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let started = Instant::now();
     let (status, body, _) = s.redeem(&code, &phone(2)).await;
     assert_eq!(status, 503, "{body}");
