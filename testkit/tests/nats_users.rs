@@ -109,14 +109,30 @@ async fn stub_service(client: &Client, name: &str, subjects: &[&'static str]) ->
     service
 }
 
+/// `subject` is answered for `client`. "No responders" is retried for a
+/// while: a stub's subscriptions on another connection can reach the server
+/// a moment after its flush returned (seen once under CI load). A missing
+/// grant still fails: a refused publish is never answered, a refused
+/// subscription never responds.
 async fn answered(client: &Client, subject: &str) {
-    let reply = tokio::time::timeout(
-        Duration::from_secs(10),
-        client.request(subject.to_owned(), "{}".into()),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("{subject}: no answer (see the grants in nats-users.conf)"))
-    .unwrap_or_else(|e| panic!("{subject}: {e}"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let reply = loop {
+        let reply = tokio::time::timeout(
+            Duration::from_secs(10),
+            client.request(subject.to_owned(), "{}".into()),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{subject}: no answer (see the grants in nats-users.conf)"));
+        match reply {
+            Err(e)
+                if e.kind() == async_nats::RequestErrorKind::NoResponders
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => break other.unwrap_or_else(|e| panic!("{subject}: {e}")),
+        }
+    };
     assert_eq!(&reply.payload[..], b"{}", "{subject}");
 }
 
