@@ -120,6 +120,25 @@ ensure_postgres() {
   export PG_BIN_DIR="$dir"
 }
 
+# Debian's Chromium and ChromeDriver, for the console's browser test
+# (gateway-svc tests/api/browser.rs). A browser that downloads itself at
+# install time cannot work offline; Debian's packages do.
+ensure_chromium() {
+  if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
+    export CONSOLE_BROWSER_TEST=require
+    return 0
+  fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing Chromium for the console's browser test (apt-get install chromium chromium-driver)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null \
+      || die "apt-get install chromium chromium-driver failed"
+  else
+    die "the console's browser test needs Chromium: sudo apt-get install chromium chromium-driver"
+  fi
+  [ -x /usr/bin/chromedriver ] || die "chromium-driver installed but /usr/bin/chromedriver is missing"
+  export CONSOLE_BROWSER_TEST=require
+}
+
 # schemathesis (pinned) in a virtualenv under .tools/schemathesis, for
 # scripts/fuzz-api.sh.
 SCHEMATHESIS_VERSION=4.32.5

@@ -97,6 +97,7 @@ cat <<TXT
 
   The platform is up (logs in data/logs/, data in data/):
     gateway-svc   http://127.0.0.1:8080/api/v1   (ready: http://127.0.0.1:8080/readyz)
+    console       http://127.0.0.1:8080/console/ (sign in with the admin token)
     giftcode-svc  NATS service 'giftcode'        health http://127.0.0.1:8082/readyz
     wallet-svc    NATS service 'wallet'          health http://127.0.0.1:8081/readyz
     nats-server   nats://127.0.0.1:4222          monitoring http://127.0.0.1:8222

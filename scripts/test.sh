@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, every test of every crate, then
 # schemathesis against the API's own OpenAPI document (scripts/fuzz-api.sh).
-# Installs nats-server (>= 2.12), PostgreSQL and schemathesis when missing;
+# Installs nats-server (>= 2.12), PostgreSQL, Chromium (with chromedriver,
+# for the console's browser test) and schemathesis when missing;
 # the tests start private instances of everything, so nothing needs to be
 # running.
 set -euo pipefail
@@ -11,8 +12,10 @@ cd "$ROOT"
 command -v cargo >/dev/null || die "cargo not found: install the Rust toolchain (https://rustup.rs)"
 ensure_nats_server
 ensure_postgres
+ensure_chromium
 say "nats-server: $("$NATS_SERVER_BIN" --version) ($NATS_SERVER_BIN)"
 say "PostgreSQL: $("$PG_BIN_DIR/postgres" --version)"
+say "Chromium: $(/usr/bin/chromedriver --version | cut -d' ' -f1-2) (screenshots: target/console-screenshots/)"
 
 ensure_compose_checker
 say "docker-compose.yml against the Compose Specification"

@@ -53,6 +53,19 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_MAX_IN_FLIGHT", default_value_t = 512)]
     pub max_in_flight: usize,
 
+    /// How long a console session lasts, in hours, before signing in again.
+    #[arg(long, env = "CONSOLE_SESSION_HOURS", default_value_t = 8)]
+    pub console_session_hours: u64,
+
+    /// Console sign-in attempts per client IP every 5 minutes (0: no limit).
+    #[arg(long, env = "CONSOLE_SIGNIN_ATTEMPTS", default_value_t = 10)]
+    pub console_signin_attempts: u32,
+
+    /// Live-feed streams (/console/live) open at once. They are not counted
+    /// in GATEWAY_MAX_IN_FLIGHT; past this one more is answered 503.
+    #[arg(long, env = "CONSOLE_MAX_STREAMS", default_value_t = 64)]
+    pub console_max_streams: usize,
+
     /// Region (ISO 3166 alpha-2) for reading phone numbers in national format.
     #[arg(long, env = "DEFAULT_REGION", default_value = "US")]
     pub default_region: Region,

@@ -123,7 +123,7 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -236,9 +236,15 @@ impl<S: Send + Sync> FromRequestParts<S> for IdemKey {
 
 /// The bound on requests in flight: past it the gateway answers 503
 /// `service_unavailable` with `Retry-After` at once, instead of queueing.
-/// Health and metrics are not counted, so a saturated gateway still says so.
+/// Health and metrics are not counted, so a saturated gateway still says so;
+/// nor are the console's live streams, which have their own cap and would
+/// otherwise hold permits for hours.
 pub async fn shed_load(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let counted = req.uri().path().starts_with("/api/");
+    let path = req.uri().path();
+    let counted = path.starts_with("/api/")
+        || (path.starts_with("/console/")
+            && path != "/console/live/events"
+            && !path.starts_with("/console/assets/"));
     let permit = if counted {
         match state.in_flight.clone().try_acquire_owned() {
             Ok(p) => Some(p),

@@ -15,7 +15,7 @@ use shared_events::{
     giftcode::{
         CodeDetails, CodeStatus, CodeSummary, CreateGroupFrame, CreateGroupRequest,
         GetGroupRequest, Group, ListCodesRequest, ListGroupsRequest, ListRedemptionsRequest,
-        LookupCodeRequest, Redemption, UpdateGroupRequest,
+        LookupCodeRequest, Redemption, Timeline, TimelineRequest, UpdateGroupRequest,
     },
 };
 use svc_kit::nats::CallError;
@@ -102,56 +102,12 @@ pub async fn create(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("text/csv"));
-    let mut frames = s
-        .nats
-        .request_replies::<gc::GroupsCreate>(&req, Some(&rid))
-        .await?;
-    // The first frame comes once the group is committed: for a big group,
-    // long after an ordinary call would have given up.
-    let group = match next_frame(&mut frames, s.create_group_timeout).await? {
-        CreateGroupFrame::Group { group } => *group,
-        _ => return Err(ApiError::new(ErrorCode::Internal, "unexpected reply")),
-    };
+    let (group, frames) = start_create(&s, &req, &rid).await?;
     let location = format!("/api/v1/gift-groups/{}", group.id);
     if wants_csv {
-        // The group is committed; its codes stream to the caller as they come.
-        let lines =
-            futures::stream::once(async { Ok::<_, std::io::Error>(bytes::Bytes::from("code\n")) })
-                .chain(frames.into_stream().map(|frame| match frame {
-                    Ok(CreateGroupFrame::Codes { codes }) => {
-                        let mut out = codes.join("\n");
-                        out.push('\n');
-                        Ok(bytes::Bytes::from(out))
-                    }
-                    Ok(_) => Ok(bytes::Bytes::new()),
-                    Err(e) => Err(std::io::Error::other(e.to_string())),
-                }))
-                .take_while(|chunk| {
-                    futures::future::ready(!matches!(chunk, Ok(b) if b.is_empty()))
-                });
-        return Ok((
-            StatusCode::CREATED,
-            [
-                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-                (header::CACHE_CONTROL, "no-store".to_owned()),
-                (header::LOCATION, location),
-                (
-                    header::HeaderName::from_static("x-group-id"),
-                    group.id.to_string(),
-                ),
-            ],
-            HttpBody::from_stream(lines),
-        )
-            .into_response());
+        return Ok(csv_response(&group, frames));
     }
-    let mut codes = Vec::new();
-    loop {
-        match next_frame(&mut frames, s.nats.timeout()).await? {
-            CreateGroupFrame::Codes { codes: c } => codes.extend(c),
-            CreateGroupFrame::End { .. } => break,
-            CreateGroupFrame::Group { .. } => {}
-        }
-    }
+    let codes = collect_codes(&s, frames).await?;
     Ok((
         StatusCode::CREATED,
         [
@@ -161,6 +117,73 @@ pub async fn create(
         axum::Json(CreatedGroup { group, codes }),
     )
         .into_response())
+}
+
+type Frames = svc_kit::nats::client::Replies<gc::GroupsCreate>;
+
+/// Asks giftcode-svc to create a group: the group once it is committed, and
+/// the frames of its codes still to come.
+pub(crate) async fn start_create(
+    s: &AppState,
+    req: &CreateGroupRequest,
+    rid: &str,
+) -> ApiResult<(Group, Frames)> {
+    let mut frames = s
+        .nats
+        .request_replies::<gc::GroupsCreate>(req, Some(rid))
+        .await?;
+    // The first frame comes once the group is committed: for a big group,
+    // long after an ordinary call would have given up.
+    match next_frame(&mut frames, s.create_group_timeout).await? {
+        CreateGroupFrame::Group { group } => Ok((*group, frames)),
+        _ => Err(ApiError::new(ErrorCode::Internal, "unexpected reply")),
+    }
+}
+
+/// The rest of a creation's codes, gathered.
+pub(crate) async fn collect_codes(s: &AppState, mut frames: Frames) -> ApiResult<Vec<String>> {
+    let mut codes = Vec::new();
+    loop {
+        match next_frame(&mut frames, s.nats.timeout()).await? {
+            CreateGroupFrame::Codes { codes: c } => codes.extend(c),
+            CreateGroupFrame::End { .. } => return Ok(codes),
+            CreateGroupFrame::Group { .. } => {}
+        }
+    }
+}
+
+/// 201 with the codes streamed as CSV as they come: the group is committed,
+/// and a big group's codes never sit whole in the gateway's memory.
+pub(crate) fn csv_response(group: &Group, frames: Frames) -> Response {
+    let lines =
+        futures::stream::once(async { Ok::<_, std::io::Error>(bytes::Bytes::from("code\n")) })
+            .chain(frames.into_stream().map(|frame| match frame {
+                Ok(CreateGroupFrame::Codes { codes }) => {
+                    let mut out = codes.join("\n");
+                    out.push('\n');
+                    Ok(bytes::Bytes::from(out))
+                }
+                Ok(_) => Ok(bytes::Bytes::new()),
+                Err(e) => Err(std::io::Error::other(e.to_string())),
+            }))
+            .take_while(|chunk| futures::future::ready(!matches!(chunk, Ok(b) if b.is_empty())));
+    (
+        StatusCode::CREATED,
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+            (
+                header::LOCATION,
+                format!("/api/v1/gift-groups/{}", group.id),
+            ),
+            (
+                header::HeaderName::from_static("x-group-id"),
+                group.id.to_string(),
+            ),
+        ],
+        HttpBody::from_stream(lines),
+    )
+        .into_response()
 }
 
 /// The next frame of a creation, within `wait`.
@@ -303,6 +326,43 @@ pub async fn redemptions(
         .await?;
     crate::redemptions::settle_all(&s, &mut page.items, &rid).await;
     Ok(axum::Json(page))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TimelineQuery {
+    /// How many minutes back, ending with the current one: 1–1440, default 60.
+    #[param(minimum = 1, maximum = 1440)]
+    pub minutes: Option<u32>,
+}
+
+#[utoipa::path(
+    get, path = "/gift-groups/{id}/timeline", tag = "gift-groups",
+    summary = "A group's redemptions per minute",
+    description = "One entry per minute of the window, oldest first, empty minutes included: what the console's chart draws.",
+    security(("admin" = [])), params(("id" = Uuid, Path), TimelineQuery),
+    responses(
+        (status = 200, body = Timeline),
+        (status = 401, description = "`unauthorized`: no or wrong bearer token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "`group_not_found`", body = Problem, content_type = "application/problem+json"), (status = 422, description = "`validation_failed`: `minutes` outside 1–1440", body = Problem, content_type = "application/problem+json"), (status = 503, description = "`service_unavailable`: giftcode-svc cannot be reached", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn timeline(
+    _: Admin,
+    State(s): State<AppState>,
+    RequestId(rid): RequestId,
+    PathId(group_id): PathId<GroupId>,
+    Params(q): Params<TimelineQuery>,
+) -> ApiResult<axum::Json<Timeline>> {
+    let req = TimelineRequest {
+        group_id,
+        minutes: q.minutes,
+    };
+    Ok(axum::Json(
+        s.nats
+            .request::<gc::GroupsTimeline>(&req, Some(&rid))
+            .await?,
+    ))
 }
 
 #[utoipa::path(

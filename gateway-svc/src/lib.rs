@@ -2,6 +2,7 @@
 //! durable and speaks to giftcode-svc and wallet-svc only over NATS.
 
 mod config;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod groups;
@@ -50,6 +51,10 @@ pub struct Inner {
     pub metrics: Metrics,
     /// Permits for API requests in flight ([`extract::shed_load`]).
     pub in_flight: Arc<Semaphore>,
+    /// Console sign-in and sessions.
+    pub sessions: console::Sessions,
+    /// The console's live feed.
+    pub hub: Arc<console::Hub>,
 }
 
 impl AppState {
@@ -86,6 +91,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(groups::get, groups::patch))
         .routes(routes!(groups::codes))
         .routes(routes!(groups::redemptions))
+        .routes(routes!(groups::timeline))
         .routes(routes!(groups::lookup))
         .routes(routes!(wallets::create, wallets::list))
         .routes(routes!(wallets::get))
@@ -113,6 +119,7 @@ pub fn openapi_spec() -> utoipa::openapi::OpenApi {
 pub fn router(state: AppState) -> Router {
     let (router, _) = routes().split_for_parts();
     router
+        .merge(console::router())
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(|req, next| {
@@ -191,6 +198,16 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let client = config.nats.connect("gateway-svc").await?;
+    // Told to stop: live streams end at once instead of holding up the drain.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let shutdown = {
+        let stop = stop.clone();
+        async move {
+            shutdown.await;
+            stop.cancel();
+        }
+    };
+    let nats = ServiceClient::new(client.clone(), Duration::from_secs(10));
     let admin_token = match config.admin_token.filter(|t| !t.trim().is_empty()) {
         Some(t) => t,
         None => {
@@ -202,7 +219,14 @@ pub async fn run(
         }
     };
     let state = AppState(Arc::new(Inner {
-        nats: ServiceClient::new(client.clone(), Duration::from_secs(10)),
+        sessions: console::Sessions::new(
+            &admin_token,
+            Duration::from_secs(config.console_session_hours.max(1) * 3600),
+            config.console_signin_attempts,
+            client.clone(),
+        ),
+        hub: console::Hub::new(nats.clone(), config.console_max_streams, stop),
+        nats,
         admin_token,
         region: config.default_region,
         redeem_timeout: Duration::from_millis(config.redeem_timeout_ms),

@@ -117,8 +117,13 @@ pub async fn check(
     State(s): State<AppState>,
     RequestId(rid): RequestId,
 ) -> ApiResult<axum::Json<Reconciliation>> {
+    report(&s, &rid).await.map(axum::Json)
+}
+
+/// Runs the whole check (the API route and the console's page).
+pub async fn report(s: &AppState, rid: &str) -> ApiResult<Reconciliation> {
     let checked_at = Utc::now();
-    let groups = group_checks(&s, &rid).await?;
+    let groups = group_checks(s, rid).await?;
     let mut report = Reconciliation {
         ok: false,
         checked_at,
@@ -131,10 +136,10 @@ pub async fn check(
         mismatched: Finding::default(),
         ledger: s
             .nats
-            .request::<wl::LedgerCheckRun>(&LedgerCheckRequest {}, Some(&rid))
+            .request::<wl::LedgerCheckRun>(&LedgerCheckRequest {}, Some(rid))
             .await?,
     };
-    merge(&s, &rid, &mut report).await?;
+    merge(s, rid, &mut report).await?;
     report.uncredited.oldest_age_seconds = report
         .uncredited
         .oldest_at
@@ -149,7 +154,7 @@ pub async fn check(
         ]
         .iter()
         .all(|f| f.count == 0);
-    Ok(axum::Json(report))
+    Ok(report)
 }
 
 /// Every group's stats beside its funding account.

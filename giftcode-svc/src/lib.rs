@@ -133,6 +133,9 @@ pub fn service(app: App) -> Service<App> {
         .endpoint::<ep::ReconciliationPage, _, _, _>(|app, _, req| async move {
             app.reconciliation_page(req).await
         })
+        .endpoint::<ep::GroupsTimeline, _, _, _>(
+            |app, _, req| async move { app.timeline(req).await },
+        )
     })
 }
 

@@ -53,6 +53,7 @@ pub mod giftcode {
         RedemptionsList = s::REDEMPTIONS_LIST: ListRedemptionsRequest => Page<Redemption>;
         RedemptionsGet = s::REDEMPTIONS_GET: GetRedemptionRequest => Redemption;
         ReconciliationPage = s::RECONCILIATION_PAGE: PageRequest => ItemPage;
+        GroupsTimeline = s::GROUPS_TIMELINE: TimelineRequest => Timeline;
     }
 }
 

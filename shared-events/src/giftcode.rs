@@ -307,6 +307,44 @@ pub enum RedeemInbox {
     Credited(CreditNotice),
 }
 
+/// `giftcode.groups.timeline`: a group's redemptions per minute over the last
+/// `minutes` minutes (1–1,440, default 60), ending with the current minute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimelineRequest {
+    pub group_id: GroupId,
+    #[serde(default)]
+    pub minutes: Option<u32>,
+}
+
+impl TimelineRequest {
+    pub const MAX_MINUTES: u32 = 1440;
+    pub const DEFAULT_MINUTES: u32 = 60;
+}
+
+/// A group's redemptions per minute: one entry for every minute of
+/// `[from, to)`, oldest first, the empty ones included.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Timeline {
+    pub group_id: GroupId,
+    /// The start of the first minute.
+    pub from: DateTime<Utc>,
+    /// The end of the last minute (the next whole minute after now).
+    pub to: DateTime<Utc>,
+    pub minutes: Vec<MinuteCount>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MinuteCount {
+    /// The start of the minute.
+    pub minute: DateTime<Utc>,
+    pub redemptions: i64,
+    /// Sum of the redeemed amounts, minor units.
+    pub amount: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -484,5 +522,26 @@ mod tests {
         ] {
             assert!(req.expect("ser").is_object());
         }
+    }
+
+    #[test]
+    fn timeline_round_trips_and_minutes_is_optional() {
+        let req: TimelineRequest =
+            serde_json::from_str(&format!(r#"{{"group_id":"{}"}}"#, GroupId::generate()))
+                .expect("parse");
+        assert_eq!(req.minutes, None);
+        let t = Timeline {
+            group_id: req.group_id,
+            from: Utc::now(),
+            to: Utc::now(),
+            minutes: vec![MinuteCount {
+                minute: Utc::now(),
+                redemptions: 3,
+                amount: 1500,
+            }],
+        };
+        let back: Timeline =
+            serde_json::from_value(serde_json::to_value(&t).expect("ser")).expect("parse");
+        assert_eq!(back, t);
     }
 }

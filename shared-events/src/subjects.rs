@@ -43,6 +43,10 @@ pub const REQUEST_ID_HEADER: &str = "X-Request-Id";
 /// caller gets its merged answer without polling.
 pub const REPLY_INBOX_HEADER: &str = "Platform-Reply-Inbox";
 
+/// The gateway's key-value bucket of console sessions signed out before they
+/// expired, shared by its replicas (stream `KV_CONSOLE_SIGNED_OUT`).
+pub const CONSOLE_SIGNED_OUT_BUCKET: &str = "CONSOLE_SIGNED_OUT";
+
 /// Endpoint subjects of the `giftcode` service: `<service>.<resource>.<verb>`.
 pub mod giftcode {
     pub const REDEEM: &str = "giftcode.redeem";
@@ -56,9 +60,11 @@ pub mod giftcode {
     pub const REDEMPTIONS_GET: &str = "giftcode.redemptions.get";
     /// Recorded redemptions in id order, for reconciliation.
     pub const RECONCILIATION_PAGE: &str = "giftcode.reconciliation.page";
+    /// A group's redemptions per minute (the console's chart).
+    pub const GROUPS_TIMELINE: &str = "giftcode.groups.timeline";
 
     /// Every endpoint, for registration and for tests that walk them all.
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 11] = [
         REDEEM,
         GROUPS_CREATE,
         GROUPS_LIST,
@@ -69,6 +75,7 @@ pub mod giftcode {
         REDEMPTIONS_LIST,
         REDEMPTIONS_GET,
         RECONCILIATION_PAGE,
+        GROUPS_TIMELINE,
     ];
 }
 

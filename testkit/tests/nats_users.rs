@@ -11,8 +11,9 @@ use async_nats::{
 };
 use futures::StreamExt;
 use shared_events::subjects::{
-    GIFTCODE_EVENTS, GIFTCODE_EVENTS_STREAM, GIFTCODE_EVENTS_SUBJECTS, GIFTCODE_SERVICE,
-    WALLET_EVENTS, WALLET_EVENTS_STREAM, WALLET_SERVICE, events, giftcode, wallet,
+    CONSOLE_SIGNED_OUT_BUCKET, GIFTCODE_EVENTS, GIFTCODE_EVENTS_STREAM, GIFTCODE_EVENTS_SUBJECTS,
+    GIFTCODE_SERVICE, WALLET_EVENTS, WALLET_EVENTS_STREAM, WALLET_SERVICE, events, giftcode,
+    wallet,
 };
 use svc_kit::streams::{StreamArgs, ensure_owned, ensure_read};
 use testkit::{NATS_USERS, NatsServer, ServerErrors, nats_server_bin};
@@ -273,6 +274,47 @@ async fn each_user_may_do_what_its_service_does_and_nothing_more() {
         .expect("message");
     assert_eq!(&notice.payload[..], b"notice");
 
+    // gateway, for the console: the live feed reads two event subjects as
+    // they are published, and the signed-out sessions live in one bucket.
+    let mut redeemed = gw
+        .subscribe(events::CODE_REDEEMED)
+        .await
+        .expect("subscribe");
+    let mut credited = gw
+        .subscribe(events::WALLET_CREDITED)
+        .await
+        .expect("subscribe");
+    answered(&gw, wallet::WALLETS_GET).await;
+    gc.publish(events::CODE_REDEEMED, "redeemed".into())
+        .await
+        .expect("giftcode publishes");
+    wl.publish(events::WALLET_CREDITED, "credited".into())
+        .await
+        .expect("wallet publishes");
+    for (sub, what) in [(&mut redeemed, "redeemed"), (&mut credited, "credited")] {
+        let m = tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .expect("the event reaches the live feed")
+            .expect("message");
+        assert_eq!(&m.payload[..], what.as_bytes());
+    }
+    let gw_js = jetstream::new(gw.clone());
+    let bucket = gw_js
+        .create_key_value(jetstream::kv::Config {
+            bucket: CONSOLE_SIGNED_OUT_BUCKET.into(),
+            history: 1,
+            max_age: Duration::from_secs(60),
+            ..Default::default()
+        })
+        .await
+        .expect("the gateway creates its bucket");
+    bucket.put("s1", "1".into()).await.expect("put");
+    assert!(bucket.get("s1").await.expect("get").is_some());
+    gw_js
+        .get_key_value(CONSOLE_SIGNED_OUT_BUCKET)
+        .await
+        .expect("and looks it up");
+
     // ops: every endpoint, service discovery, the streams.
     let (ops, mut ops_err) = nats.watch_as("ops").await;
     for subject in giftcode::ALL.iter().chain(&wallet::ALL) {
@@ -301,6 +343,15 @@ async fn each_user_may_do_what_its_service_does_and_nothing_more() {
     deny("gateway", GIFTCODE_EVENTS_SUBJECTS);
     deny_subscribe(&gw, &mut gw_err, giftcode::REDEEM).await;
     deny("gateway", giftcode::REDEEM);
+    // Of the events it reads the live feed's two, no other.
+    deny_subscribe(&gw, &mut gw_err, events::GROUP_CREATED).await;
+    deny("gateway", events::GROUP_CREATED);
+    deny_subscribe(&gw, &mut gw_err, events::WALLET_DEBITED).await;
+    deny("gateway", events::WALLET_DEBITED);
+    // Nor can it write another bucket.
+    let other_bucket = "$KV.OTHER.key";
+    deny_publish(&gw, &mut gw_err, other_bucket).await;
+    deny("gateway", other_bucket);
     // Nor can it answer for a service or forge a credit notice.
     let someones_inbox = ops.new_inbox();
     deny_publish(&gw, &mut gw_err, &someones_inbox).await;

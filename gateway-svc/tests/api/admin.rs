@@ -6,13 +6,14 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-const ADMIN_ROUTES: [(&str, &str); 14] = [
+const ADMIN_ROUTES: [(&str, &str); 15] = [
     ("POST", "/gift-groups"),
     ("GET", "/gift-groups"),
     ("GET", "/gift-groups/x"),
     ("PATCH", "/gift-groups/x"),
     ("GET", "/gift-groups/x/codes"),
     ("GET", "/gift-groups/x/redemptions"),
+    ("GET", "/gift-groups/x/timeline"),
     ("GET", "/gift-codes/ABCD-EFGH"),
     ("POST", "/wallets"),
     ("GET", "/wallets"),

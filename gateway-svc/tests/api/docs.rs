@@ -82,8 +82,8 @@ async fn the_spec_matches_what_the_server_answers() {
         }
     }
     assert_eq!(
-        checked, 16,
-        "every API operation of DESIGN.md §8, and the reconciliation"
+        checked, 17,
+        "every API operation of DESIGN.md §8, the reconciliation and the timeline"
     );
 
     let r = s

@@ -58,6 +58,7 @@ pub struct Stack {
     giftcode: Option<Child>,
     wallet: Option<Child>,
     gateway: Option<Child>,
+    replicas: Vec<Child>,
 }
 
 impl Stack {
@@ -120,6 +121,7 @@ impl Stack {
             giftcode: None,
             wallet: None,
             gateway: None,
+            replicas: Vec::new(),
         };
         stack.start_giftcode();
         stack.start_wallet();
@@ -129,12 +131,17 @@ impl Stack {
     }
 
     fn spawn(&self, name: &str, env: &[(String, String)]) -> Child {
+        self.spawn_logged(name, name, env)
+    }
+
+    /// `name` with its stderr in `<log>.log`.
+    fn spawn_logged(&self, name: &str, log: &str, env: &[(String, String)]) -> Child {
         let path = if name == "gateway-svc" {
             PathBuf::from(env!("CARGO_BIN_EXE_gateway-svc"))
         } else {
             binary(name)
         };
-        let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).expect("log");
+        let log = std::fs::File::create(self.dir.path().join(format!("{log}.log"))).expect("log");
         let mut cmd = Command::new(path);
         // Each service as its own NATS user: giftcode, wallet, gateway.
         let user = name.trim_end_matches("-svc");
@@ -187,6 +194,48 @@ impl Stack {
         ];
         env.extend(self.service_env.iter().cloned());
         self.wallet = Some(self.spawn("wallet-svc", &env));
+    }
+
+    /// A second gateway on the same broker and token (DESIGN.md §11); its
+    /// base URL, once it is ready.
+    pub async fn start_gateway_replica(&mut self) -> String {
+        let port = free_port();
+        let mut env = self.gateway_env.clone();
+        env.retain(|(k, _)| k != "GATEWAY_HTTP_ADDR");
+        env.push(("GATEWAY_HTTP_ADDR".into(), format!("127.0.0.1:{port}")));
+        let saved = std::mem::replace(&mut self.gateway_env, env);
+        let log = format!("gateway-svc-replica-{}", self.replicas.len() + 1);
+        let child = self.spawn_logged("gateway-svc", &log, &[]);
+        self.gateway_env = saved;
+        self.replicas.push(child);
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !matches!(self.http.get(format!("{base}/readyz")).send().await, Ok(r) if r.status() == 200)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the replica did not become ready"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        base
+    }
+
+    /// SIGTERM to the gateway; how long it took to exit (None: not within 60 s).
+    pub async fn terminate_gateway(&mut self) -> Option<Duration> {
+        let mut child = self.gateway.take()?;
+        let started = Instant::now();
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        while started.elapsed() < Duration::from_secs(60) {
+            if let Ok(Some(_)) = child.try_wait() {
+                return Some(started.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        kill(Some(child));
+        None
     }
 
     /// SIGKILL: the service vanishes mid-flight.
@@ -277,6 +326,9 @@ fn kill(child: Option<Child>) {
 impl Drop for Stack {
     fn drop(&mut self) {
         kill(self.gateway.take());
+        for r in self.replicas.drain(..) {
+            kill(Some(r));
+        }
         kill(self.giftcode.take());
         kill(self.wallet.take());
         // Every test is also a test of the permissions: a grant missing from

@@ -5,6 +5,8 @@ mod helpers;
 
 mod admin;
 mod amnesia;
+mod browser;
+mod console;
 mod docs;
 mod permissions;
 mod race;

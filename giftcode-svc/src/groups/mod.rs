@@ -2,12 +2,13 @@
 //! activating and deactivating them, and the one rule that says whether a
 //! group's codes may be redeemed now ([`Window`]). Creation is in [`create`],
 //! its checks in [`spec`], drawing codes in [`draw`], listing them in
-//! [`codes`].
+//! [`codes`], their redemptions per minute in [`timeline`].
 
 pub mod codes;
 pub mod create;
 pub mod draw;
 pub mod spec;
+pub mod timeline;
 
 use shared_events::{
     Envelope, GroupId, Limit, Page,

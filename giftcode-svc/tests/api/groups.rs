@@ -5,7 +5,9 @@ use std::collections::HashSet;
 use serde_json::{Value, json};
 use shared_events::{
     Page,
-    giftcode::{CodeDetails, CodeStatus, CodeSummary, Group, GroupKind, GroupStatus, Redemption},
+    giftcode::{
+        CodeDetails, CodeStatus, CodeSummary, Group, GroupKind, GroupStatus, Redemption, Timeline,
+    },
     subjects::{events, giftcode as ep},
 };
 
@@ -15,8 +17,43 @@ use testkit::on_both_backends;
 on_both_backends!(
     unique_group_streams_every_code_once,
     shared_group_with_custom_code,
-    listing_and_activation
+    listing_and_activation,
+    timeline_counts_each_minute
 );
+
+async fn timeline_counts_each_minute(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (g, codes) = app
+        .create_group(json!({"name": "T", "kind": "unique", "amount": 250, "count": 4}))
+        .await
+        .expect("created");
+    for (i, code) in codes.iter().take(3).enumerate() {
+        app.redeem(code, &phone(i)).await.expect("redeem");
+    }
+    let t: Timeline = app
+        .call(ep::GROUPS_TIMELINE, json!({"group_id": g.id, "minutes": 3}))
+        .await
+        .expect("timeline");
+    assert_eq!(
+        t.minutes.len(),
+        3,
+        "every minute of the window, empty ones too"
+    );
+    assert_eq!((t.to - t.from).num_minutes(), 3);
+    let n: i64 = t.minutes.iter().map(|m| m.redemptions).sum();
+    let amount: i64 = t.minutes.iter().map(|m| m.amount).sum();
+    assert_eq!((n, amount), (3, 750));
+    for pair in t.minutes.windows(2) {
+        assert_eq!((pair[1].minute - pair[0].minute).num_seconds(), 60);
+    }
+    let (code, _) = app
+        .call_err(
+            ep::GROUPS_TIMELINE,
+            format!(r#"{{"group_id":"{}","minutes":1441}}"#, g.id).as_bytes(),
+        )
+        .await;
+    assert_eq!(code, "validation_failed");
+}
 
 async fn unique_group_streams_every_code_once(backend: Backend) {
     let app = spawn_app(backend).await;
