@@ -85,10 +85,37 @@
       last.remove();
     }
   });
+  source.addEventListener("reversed", (e) => {
+    // A redemption undone: counted out; its row (or a new one) says so.
+    const r = JSON.parse(e.data);
+    const g = groups.get(r.group_id);
+    if (g && !r.counted) {
+      g.redemptions -= 1;
+      g.redeemed_amount -= r.amount;
+      if (r.release_code) g.remaining_amount += r.amount;
+      renderCounter(g);
+    }
+    let st = rows.get(r.redemption_id);
+    if (!st) {
+      const tr = document.createElement("tr");
+      tr.className = "fresh";
+      tr.dataset.redemption = r.redemption_id;
+      cell(tr, new Date(r.reversed_at).toISOString().replace("T", " ").slice(0, 19) + " UTC", "when");
+      cell(tr, (g && g.name) || r.group_id);
+      cell(tr, "−" + fmt(r.amount) + " " + r.currency, "num");
+      cell(tr, r.phone, "num");
+      st = document.createElement("span");
+      tr.appendChild(document.createElement("td")).appendChild(st);
+      feed.prepend(tr);
+      rows.set(r.redemption_id, st);
+    }
+    st.className = "badge reversed";
+    st.textContent = r.release_code ? "reversed, code released" : "reversed";
+  });
   source.addEventListener("credited", (e) => {
     const c = JSON.parse(e.data);
     const st = rows.get(c.redemption_id);
-    if (st) {
+    if (st && st.textContent === "pending") {
       st.className = "badge credited";
       st.textContent = "credited";
     }

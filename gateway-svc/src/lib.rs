@@ -10,6 +10,7 @@ pub mod limits;
 pub mod openapi;
 pub mod reconciliation;
 pub mod redemptions;
+pub mod reversals;
 pub mod wallets;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
@@ -87,6 +88,8 @@ fn routes() -> OpenApiRouter<AppState> {
     let api = OpenApiRouter::new()
         .routes(routes!(redemptions::redeem))
         .routes(routes!(redemptions::get))
+        .routes(routes!(reversals::reverse))
+        .routes(routes!(reversals::patch_code))
         .routes(routes!(groups::create, groups::list))
         .routes(routes!(groups::get, groups::patch))
         .routes(routes!(groups::codes))

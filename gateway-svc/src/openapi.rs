@@ -350,6 +350,8 @@ mod tests {
             ("POST", "/api/v1/wallets/{phone}/credits"),
             ("POST", "/api/v1/wallets/{phone}/debits"),
             ("GET", "/api/v1/reconciliation"),
+            ("POST", "/api/v1/redemptions/{id}/reversal"),
+            ("PATCH", "/api/v1/gift-groups/{group_id}/codes/{code_id}"),
         ];
         let ops = ["/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"].map(|p| ("GET", p));
         let mut expected: Vec<(String, String)> = public

@@ -1,8 +1,9 @@
 //! `GET /api/v1/reconciliation` (admin): does the money add up? It checks
 //! DESIGN.md §7's invariant from both owners of the truth:
 //!
-//! - per group, giftcode-svc's `redemptions` and `redeemed_amount` against what
-//!   wallet-svc debited from the group's funding account;
+//! - per group, giftcode-svc's `redemptions` and `redeemed_amount` (net of
+//!   reversals) against what wallet-svc debited from the group's funding
+//!   account, net of what reversals credited back (DESIGN.md §12);
 //! - per redemption, by merging the two services' lists (each in redemption-id
 //!   order, a page at a time, so nothing is held whole): recorded but not (yet)
 //!   credited, credited twice, credited with no redemption, credited with
@@ -53,6 +54,10 @@ pub struct Reconciliation {
     pub credited_without_redemption: Finding,
     /// A credit whose amount or group differs from the redemption's.
     pub mismatched: Finding,
+    /// A reversal one service has completed and the other not (yet): the
+    /// ledger moved the money back and giftcode-svc has not marked the
+    /// redemption reversed, or the reverse. Settles within seconds.
+    pub reversal_unsettled: Finding,
     pub ledger: LedgerCheck,
 }
 
@@ -134,6 +139,7 @@ pub async fn report(s: &AppState, rid: &str) -> ApiResult<Reconciliation> {
         credited_twice: Finding::default(),
         credited_without_redemption: Finding::default(),
         mismatched: Finding::default(),
+        reversal_unsettled: Finding::default(),
         ledger: s
             .nats
             .request::<wl::LedgerCheckRun>(&LedgerCheckRequest {}, Some(rid))
@@ -151,6 +157,7 @@ pub async fn report(s: &AppState, rid: &str) -> ApiResult<Reconciliation> {
             &report.credited_twice,
             &report.credited_without_redemption,
             &report.mismatched,
+            &report.reversal_unsettled,
         ]
         .iter()
         .all(|f| f.count == 0);
@@ -272,6 +279,13 @@ async fn merge(s: &AppState, rid: &str, r: &mut Reconciliation) -> ApiResult<()>
                     .any(|c| c.amount != g.amount || c.group_id != g.group_id)
                 {
                     r.mismatched.add(id);
+                }
+                // A credit and its reversal net to zero only when both sides
+                // say so: one side alone is a reversal half done.
+                if credits.iter().any(|c| c.reversed != g.reversed)
+                    || (credits.is_empty() && g.reversed)
+                {
+                    r.reversal_unsettled.add(id);
                 }
             }
             None => r.credited_without_redemption.add(id),

@@ -53,6 +53,16 @@ pub struct RedemptionView {
     wallet: Option<WalletView>,
 }
 
+impl RedemptionView {
+    /// A redemption shown without its wallet (a reversal's answer).
+    pub fn without_wallet(redemption: Redemption) -> Self {
+        Self {
+            redemption,
+            wallet: None,
+        }
+    }
+}
+
 /// The wallet credited by a redemption, as it is now.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WalletView {

@@ -30,6 +30,14 @@ pub enum Error {
     CodeInactive,
     #[error("this code is not active yet")]
     CodeNotYetActive,
+    #[error("this code is disabled")]
+    CodeDisabled,
+    #[error("this redemption's credit is not confirmed yet; try again shortly")]
+    RedemptionNotCredited,
+    #[error("this Idempotency-Key was used with another request")]
+    IdempotencyConflict,
+    #[error("the wallet holds less than the amount to reverse")]
+    InsufficientFunds,
     /// Bad configuration, found at start-up.
     #[error("configuration: {0}")]
     Config(String),
@@ -62,6 +70,10 @@ impl Error {
             Self::CodeExpired => C::CodeExpired,
             Self::CodeInactive => C::CodeInactive,
             Self::CodeNotYetActive => C::CodeNotYetActive,
+            Self::CodeDisabled => C::CodeInactive,
+            Self::RedemptionNotCredited => C::RedemptionNotCredited,
+            Self::IdempotencyConflict => C::IdempotencyConflict,
+            Self::InsufficientFunds => C::InsufficientFunds,
             Self::Config(_) | Self::Kit(_) | Self::Db(_) | Self::Internal(_) => C::Internal,
         }
     }

@@ -6,6 +6,7 @@
 
 pub mod codes;
 mod config;
+pub mod consumers;
 pub mod error;
 pub mod groups;
 mod keys;
@@ -13,6 +14,7 @@ pub mod reconciliation;
 pub mod redeem;
 pub mod redemptions;
 pub mod redrive;
+pub mod reverse;
 pub mod settle;
 
 use std::{
@@ -25,7 +27,7 @@ use std::{
 
 use shared_events::{
     endpoint::giftcode as ep,
-    subjects::{GIFTCODE_EVENTS, GIFTCODE_SERVICE, WALLET_EVENTS_STREAM},
+    subjects::{GIFTCODE_EVENTS, GIFTCODE_SERVICE, WALLET_EVENTS, WALLET_EVENTS_STREAM, events},
 };
 use svc_kit::{HasKit, Kit, Service, db::Migrations};
 use tokio::net::TcpListener;
@@ -99,6 +101,19 @@ pub fn service(app: App) -> Service<App> {
     .redrives("uncredited redemptions", |app, after| async move {
         app.redrive_redemptions(after).await
     })
+    .redrives("unanswered reversals", |app, after| async move {
+        app.redrive_reversals(after).await
+    })
+    .consumes(
+        WALLET_EVENTS,
+        consumers::spec(consumers::REVERSED_CONSUMER, events::WALLET_REVERSED),
+        consumers::handle,
+    )
+    .consumes(
+        WALLET_EVENTS,
+        consumers::spec(consumers::REFUSED_CONSUMER, events::WALLET_REVERSAL_REFUSED),
+        consumers::handle,
+    )
     .warms(|app| async move { app.warm().await })
     .endpoints(|e| {
         e.endpoint::<ep::Redeem, _, _, _>(|app, ctx, req| async move {
@@ -135,6 +150,14 @@ pub fn service(app: App) -> Service<App> {
         })
         .endpoint::<ep::GroupsTimeline, _, _, _>(
             |app, _, req| async move { app.timeline(req).await },
+        )
+        .endpoint::<ep::RedemptionsReverse, _, _, _>(|app, ctx, req| async move {
+            app.reverse(req, ctx)
+                .await
+                .map(|r| shared_events::giftcode::ReverseInbox::Recorded(Box::new(r)))
+        })
+        .endpoint::<ep::CodesUpdate, _, _, _>(
+            |app, _, req| async move { app.update_code(req).await },
         )
     })
 }

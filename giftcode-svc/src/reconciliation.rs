@@ -24,7 +24,7 @@ impl App {
             None => String::new(),
         };
         let rows = query(
-            "SELECT id, group_id, amount, redeemed_at FROM redemptions WHERE id > $1 \
+            "SELECT id, group_id, amount, redeemed_at, status FROM redemptions WHERE id > $1 \
              ORDER BY id LIMIT $2",
         )
         .bind(after)
@@ -39,6 +39,7 @@ impl App {
                     group_id: r.parsed("group_id")?,
                     amount: r.amount("amount")?,
                     at: Some(from_micros(r.get("redeemed_at")?)),
+                    reversed: r.get::<String>("status")? == "reversed",
                 })
             })
             .collect::<Result<Vec<_>>>()?;

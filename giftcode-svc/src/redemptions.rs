@@ -3,7 +3,7 @@
 
 use shared_events::{
     CodeId, Limit, Page, Phone, RedemptionId,
-    giftcode::{ListRedemptionsRequest, Redemption, RedemptionStatus},
+    giftcode::{ListRedemptionsRequest, Redemption, RedemptionStatus, Reversal, ReversalStatus},
 };
 use svc_kit::{
     HasKit,
@@ -21,7 +21,9 @@ use crate::{
 macro_rules! redemption_select {
     () => {
         "SELECT r.id, r.group_id, g.name AS group_name, r.code_id, r.code_hint, r.phone, \
-         r.amount, r.currency, r.status, r.redeemed_at, r.credited_at, r.transaction_id \
+         r.amount, r.currency, r.status, r.redeemed_at, r.credited_at, r.transaction_id, \
+         r.reversal_status, r.reversal_reason, r.reversal_release, r.reversal_requested_at, \
+         r.reversal_completed_at, r.reversal_transaction_id \
          FROM redemptions r JOIN groups g ON g.id = r.group_id"
     };
 }
@@ -38,7 +40,8 @@ impl App {
             .ok_or(Error::RedemptionNotFound)
     }
 
-    /// What `phone` redeemed of code `code_id`, if it did.
+    /// What `phone` holds of code `code_id` (a redemption not released by
+    /// a reversal), if anything.
     pub(crate) async fn find_redemption(
         &self,
         code_id: CodeId,
@@ -46,7 +49,7 @@ impl App {
     ) -> Result<Option<Redemption>> {
         query(concat!(
             redemption_select!(),
-            " WHERE r.code_id = $1 AND r.phone = $2"
+            " WHERE r.code_id = $1 AND r.phone = $2 AND r.released_at IS NULL"
         ))
         .bind(code_id.to_string())
         .bind(phone.as_str())
@@ -107,5 +110,29 @@ pub(crate) fn from_row(row: &Row) -> Result<Redemption> {
         redeemed_at: from_micros(row.get("redeemed_at")?),
         credited_at: row.get::<Option<i64>>("credited_at")?.map(from_micros),
         transaction_id: row.parsed_opt("transaction_id")?,
+        reversal: reversal_from_row(row)?,
     })
+}
+
+/// The reversal columns (`reversal_*`), if a reversal was asked for.
+pub(crate) fn reversal_from_row(row: &Row) -> Result<Option<Reversal>> {
+    let Some(status) = row.get::<Option<String>>("reversal_status")? else {
+        return Ok(None);
+    };
+    Ok(Some(Reversal {
+        status: ReversalStatus::parse(&status)
+            .ok_or_else(|| Error::Internal(format!("reversal status {status}")))?,
+        reason: row
+            .get::<Option<String>>("reversal_reason")?
+            .unwrap_or_default(),
+        release_code: row.get::<Option<i64>>("reversal_release")?.unwrap_or(0) != 0,
+        requested_at: from_micros(
+            row.get::<Option<i64>>("reversal_requested_at")?
+                .unwrap_or(0),
+        ),
+        completed_at: row
+            .get::<Option<i64>>("reversal_completed_at")?
+            .map(from_micros),
+        transaction_id: row.parsed_opt("reversal_transaction_id")?,
+    }))
 }

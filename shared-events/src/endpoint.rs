@@ -54,6 +54,9 @@ pub mod giftcode {
         RedemptionsGet = s::REDEMPTIONS_GET: GetRedemptionRequest => Redemption;
         ReconciliationPage = s::RECONCILIATION_PAGE: PageRequest => ItemPage;
         GroupsTimeline = s::GROUPS_TIMELINE: TimelineRequest => Timeline;
+        /// A reversal: the reply inbox also gets wallet-svc's outcome (one enum).
+        RedemptionsReverse = s::REDEMPTIONS_REVERSE: ReverseRequest => ReverseInbox;
+        CodesUpdate = s::CODES_UPDATE: UpdateCodeRequest => CodeSummary;
     }
 }
 

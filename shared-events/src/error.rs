@@ -28,6 +28,8 @@ pub enum ErrorCode {
     /// A custom code that is already in use (DESIGN.md §9 has no word for it;
     /// 409 like the other conflicts).
     CodeExists,
+    /// A reversal asked of a redemption whose credit is not confirmed yet.
+    RedemptionNotCredited,
     CodeExpired,
     CodeInactive,
     CodeNotYetActive,
@@ -55,6 +57,7 @@ impl ErrorCode {
             | WalletExists
             | IdempotencyConflict
             | CodeExists
+            | RedemptionNotCredited
             | CodeNotYetActive => 409,
             CodeExpired | CodeInactive => 410,
             RateLimited => 429,
@@ -84,6 +87,7 @@ impl ErrorCode {
             WalletExists => "wallet_exists",
             IdempotencyConflict => "idempotency_conflict",
             CodeExists => "code_exists",
+            RedemptionNotCredited => "redemption_not_credited",
             CodeExpired => "code_expired",
             CodeInactive => "code_inactive",
             CodeNotYetActive => "code_not_yet_active",
@@ -97,7 +101,7 @@ impl ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of the enum.
-    pub const ALL: [ErrorCode; 24] = {
+    pub const ALL: [ErrorCode; 25] = {
         use ErrorCode::*;
         [
             MalformedJson,
@@ -117,6 +121,7 @@ impl ErrorCode {
             WalletExists,
             IdempotencyConflict,
             CodeExists,
+            RedemptionNotCredited,
             CodeExpired,
             CodeInactive,
             CodeNotYetActive,

@@ -72,6 +72,7 @@ impl Event for CodeRedeemed {
 #[serde(tag = "type", content = "id", rename_all = "snake_case")]
 pub enum Cause {
     GiftCodeRedemption(RedemptionId),
+    GiftCodeReversal(RedemptionId),
     /// The admin's `Idempotency-Key`.
     AdminCredit(String),
     AdminDebit(String),
@@ -92,6 +93,9 @@ impl<'de> Deserialize<'de> for Cause {
         Ok(match raw.kind.as_str() {
             "gift_code_redemption" => {
                 Cause::GiftCodeRedemption(raw.id.parse().map_err(serde::de::Error::custom)?)
+            }
+            "gift_code_reversal" => {
+                Cause::GiftCodeReversal(raw.id.parse().map_err(serde::de::Error::custom)?)
             }
             "admin_credit" => Cause::AdminCredit(raw.id),
             "admin_debit" => Cause::AdminDebit(raw.id),
@@ -150,6 +154,68 @@ pub struct WalletDebited {
 impl Event for WalletDebited {
     const TYPE: &'static str = "wallet.wallet.debited";
     const SUBJECT: &'static str = s::WALLET_DEBITED;
+}
+
+/// An admin asked to undo a redemption (DESIGN.md §12,
+/// `giftcode.events.redemption.reversal_requested`). `attempt_id` names this
+/// request: a refused attempt may be followed by another. wallet-svc moves
+/// `amount` back from `phone`'s wallet to the group's funding account under
+/// the permanent key `reversal:<redemption_id>`, or refuses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReversalRequested {
+    pub attempt_id: uuid::Uuid,
+    pub redemption_id: RedemptionId,
+    pub group_id: GroupId,
+    pub phone: Phone,
+    pub amount: Amount,
+    pub currency: Currency,
+    pub reason: String,
+    pub release_code: bool,
+    pub requested_at: DateTime<Utc>,
+}
+
+impl Event for ReversalRequested {
+    const TYPE: &'static str = "giftcode.redemption.reversal_requested";
+    const SUBJECT: &'static str = s::REVERSAL_REQUESTED;
+}
+
+/// The reversal's money moved (`wallet.events.wallet.reversed`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WalletReversed {
+    pub attempt_id: uuid::Uuid,
+    pub redemption_id: RedemptionId,
+    pub group_id: GroupId,
+    pub transaction_id: TransactionId,
+    pub phone: Phone,
+    pub amount: Amount,
+    pub currency: Currency,
+    pub balance_after: i64,
+    /// The attempt's `release_code`, echoed so that giftcode-svc applies the
+    /// attempt that moved the money.
+    pub release_code: bool,
+    pub reversed_at: DateTime<Utc>,
+}
+
+impl Event for WalletReversed {
+    const TYPE: &'static str = "wallet.wallet.reversed";
+    const SUBJECT: &'static str = s::WALLET_REVERSED;
+}
+
+/// The wallet held less than the amount (`wallet.events.wallet.reversal_refused`):
+/// nothing moved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WalletReversalRefused {
+    pub attempt_id: uuid::Uuid,
+    pub redemption_id: RedemptionId,
+    pub phone: Phone,
+    pub amount: Amount,
+    pub balance: i64,
+    pub refused_at: DateTime<Utc>,
+}
+
+impl Event for WalletReversalRefused {
+    const TYPE: &'static str = "wallet.wallet.reversal_refused";
+    const SUBJECT: &'static str = s::WALLET_REVERSAL_REFUSED;
 }
 
 #[cfg(test)]

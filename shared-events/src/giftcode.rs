@@ -107,6 +107,10 @@ pub struct GroupStats {
     pub redemptions: i64,
     pub redeemed_amount: i64,
     pub remaining_amount: i64,
+    /// Redemptions reversed (DESIGN.md §12): counted out of `redemptions`
+    /// and `redeemed_amount`.
+    #[serde(default)]
+    pub reversed: i64,
     pub status: GroupStatus,
 }
 
@@ -201,6 +205,22 @@ pub struct CodeSummary {
     pub redeemed_at: Option<DateTime<Utc>>,
     /// How many phones redeemed it (0 or 1 for unique codes).
     pub redemptions: i64,
+    /// False when this one code is disabled (redeeming it is `code_inactive`).
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `giftcode.codes.update`: disable or re-enable one code of a group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateCodeRequest {
+    pub group_id: GroupId,
+    pub code_id: CodeId,
+    pub active: bool,
 }
 
 /// `giftcode.codes.lookup`: one code's details by the full code.
@@ -244,6 +264,8 @@ pub enum RedemptionStatus {
     Pending,
     /// wallet-svc confirmed the credit.
     Credited,
+    /// Credited, then undone (DESIGN.md §12).
+    Reversed,
 }
 
 impl RedemptionStatus {
@@ -251,12 +273,13 @@ impl RedemptionStatus {
         match self {
             Self::Pending => "pending",
             Self::Credited => "credited",
+            Self::Reversed => "reversed",
         }
     }
 
     /// The status of a stored word; `None` for a word this build does not know.
     pub fn parse(word: &str) -> Option<Self> {
-        [Self::Pending, Self::Credited]
+        [Self::Pending, Self::Credited, Self::Reversed]
             .into_iter()
             .find(|s| s.as_str() == word)
     }
@@ -277,6 +300,83 @@ pub struct Redemption {
     pub redeemed_at: DateTime<Utc>,
     pub credited_at: Option<DateTime<Utc>>,
     pub transaction_id: Option<TransactionId>,
+    /// Its reversal, once one was asked for (DESIGN.md §12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reversal: Option<Reversal>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ReversalStatus {
+    /// Asked; wallet-svc has not answered yet.
+    Pending,
+    /// The money went back to the group.
+    Done,
+    /// The wallet held less than the amount; nothing moved. May be asked again.
+    Refused,
+}
+
+impl ReversalStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Done => "done",
+            Self::Refused => "refused",
+        }
+    }
+
+    pub fn parse(word: &str) -> Option<Self> {
+        [Self::Pending, Self::Done, Self::Refused]
+            .into_iter()
+            .find(|s| s.as_str() == word)
+    }
+}
+
+/// A redemption's reversal: the latest attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Reversal {
+    pub status: ReversalStatus,
+    pub reason: String,
+    pub release_code: bool,
+    pub requested_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub transaction_id: Option<TransactionId>,
+}
+
+/// `giftcode.redemptions.reverse`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReverseRequest {
+    pub redemption_id: RedemptionId,
+    /// 1–500 characters.
+    pub reason: String,
+    #[serde(default)]
+    pub release_code: bool,
+    pub idempotency_key: crate::IdempotencyKey,
+}
+
+impl ReverseRequest {
+    pub const MAX_REASON: usize = 500;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReverseReply {
+    /// With its `reversal`.
+    pub redemption: Redemption,
+    /// True when no new attempt was made: the reversal asked for is already
+    /// done or under way, and this is it.
+    pub replayed: bool,
+}
+
+/// What arrives on a reversal's reply inbox: giftcode-svc's reply, then,
+/// once wallet-svc has committed or refused, its outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ReverseInbox {
+    Recorded(Box<ReverseReply>),
+    Outcome(crate::wallet::ReversalNotice),
 }
 
 /// `giftcode.redeem`: the code as typed (the service reads it in its
@@ -379,6 +479,7 @@ mod tests {
                 redemptions: 3,
                 redeemed_amount: 750,
                 remaining_amount: 24_250,
+                reversed: 0,
                 status: GroupStatus::Active,
             },
         }
@@ -445,6 +546,7 @@ mod tests {
             redeemed_at: Utc::now(),
             credited_at: None,
             transaction_id: None,
+            reversal: None,
         };
         let reply = RedeemReply {
             redemption: redemption.clone(),
@@ -488,6 +590,7 @@ mod tests {
                 redeemed_by: Phone::from_e164("+14155552671").ok(),
                 redeemed_at: Some(Utc::now()),
                 redemptions: 1,
+                active: true,
             },
             group: group(),
         };

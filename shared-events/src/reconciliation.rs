@@ -47,6 +47,10 @@ pub struct Item {
     /// When it happened (giftcode-svc: the redemption), if the side says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at: Option<DateTime<Utc>>,
+    /// giftcode-svc: the redemption is reversed. wallet-svc: its credit has a
+    /// reversal transfer. A credit and its reversal net to zero.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reversed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,6 +73,7 @@ mod tests {
                 group_id: GroupId::generate(),
                 amount: Amount::new(500).expect("amount"),
                 at: Some(Utc::now()),
+                reversed: false,
             }],
             next: Some("k".into()),
         };

@@ -62,9 +62,13 @@ pub mod giftcode {
     pub const RECONCILIATION_PAGE: &str = "giftcode.reconciliation.page";
     /// A group's redemptions per minute (the console's chart).
     pub const GROUPS_TIMELINE: &str = "giftcode.groups.timeline";
+    /// Reverse a credited redemption (DESIGN.md §12).
+    pub const REDEMPTIONS_REVERSE: &str = "giftcode.redemptions.reverse";
+    /// Disable or re-enable one code.
+    pub const CODES_UPDATE: &str = "giftcode.codes.update";
 
     /// Every endpoint, for registration and for tests that walk them all.
-    pub const ALL: [&str; 11] = [
+    pub const ALL: [&str; 13] = [
         REDEEM,
         GROUPS_CREATE,
         GROUPS_LIST,
@@ -76,6 +80,8 @@ pub mod giftcode {
         REDEMPTIONS_GET,
         RECONCILIATION_PAGE,
         GROUPS_TIMELINE,
+        REDEMPTIONS_REVERSE,
+        CODES_UPDATE,
     ];
 }
 
@@ -84,9 +90,12 @@ pub mod events {
     pub const GROUP_CREATED: &str = "giftcode.events.group.created";
     pub const GROUP_UPDATED: &str = "giftcode.events.group.updated";
     pub const CODE_REDEEMED: &str = "giftcode.events.code.redeemed";
+    pub const REVERSAL_REQUESTED: &str = "giftcode.events.redemption.reversal_requested";
     pub const WALLET_CREATED: &str = "wallet.events.wallet.created";
     pub const WALLET_CREDITED: &str = "wallet.events.wallet.credited";
     pub const WALLET_DEBITED: &str = "wallet.events.wallet.debited";
+    pub const WALLET_REVERSED: &str = "wallet.events.wallet.reversed";
+    pub const WALLET_REVERSAL_REFUSED: &str = "wallet.events.wallet.reversal_refused";
 }
 
 /// Endpoint subjects of the `wallet` service: `<service>.<resource>.<verb>`.

@@ -25,13 +25,16 @@ pub struct Wallet {
 #[serde(rename_all = "snake_case")]
 pub enum TransactionKind {
     GiftCodeRedemption,
+    /// A redemption undone (DESIGN.md §12): the amount back to the group.
+    GiftCodeReversal,
     AdminCredit,
     AdminDebit,
 }
 
 impl TransactionKind {
-    pub const ALL: [Self; 3] = [
+    pub const ALL: [Self; 4] = [
         Self::GiftCodeRedemption,
+        Self::GiftCodeReversal,
         Self::AdminCredit,
         Self::AdminDebit,
     ];
@@ -39,6 +42,7 @@ impl TransactionKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::GiftCodeRedemption => "gift_code_redemption",
+            Self::GiftCodeReversal => "gift_code_reversal",
             Self::AdminCredit => "admin_credit",
             Self::AdminDebit => "admin_debit",
         }
@@ -214,6 +218,20 @@ pub struct LedgerCheck {
     /// transfers, and user accounts below zero. Always empty.
     pub inconsistent_accounts: Vec<String>,
     pub ok: bool,
+}
+
+/// Published to a reversal's reply inbox once wallet-svc has moved the money
+/// back (`transaction_id`) or refused (`refused`: the wallet held `balance`,
+/// less than the amount).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReversalNotice {
+    pub redemption_id: RedemptionId,
+    pub attempt_id: uuid::Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transaction_id: Option<TransactionId>,
+    pub refused: bool,
+    pub balance: i64,
+    pub at: DateTime<Utc>,
 }
 
 /// Published to a redeem's reply inbox once its credit is committed.

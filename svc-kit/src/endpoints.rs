@@ -33,6 +33,9 @@ pub struct Ctx {
     pub request_id: Option<String>,
     /// The caller's reply inbox.
     pub reply_to: Option<String>,
+    /// The service's NATS connection, for a handler that must ask another
+    /// service before it answers.
+    pub client: Client,
 }
 
 type Handler<S> = Arc<dyn Fn(S, Client, Ctx, Request) -> BoxFuture<'static, Outcome> + Send + Sync>;
@@ -183,6 +186,7 @@ impl<S: Clone + Send + Sync + 'static> Endpoints<S> {
                     let ctx = Ctx {
                         request_id: request_id(&req.message),
                         reply_to: req.message.reply.as_ref().map(|r| r.to_string()),
+                        client: client.clone(),
                     };
                     let span = tracing::info_span!(
                         "request",

@@ -409,9 +409,12 @@ pub fn transfer_from_row(row: &Row) -> Result<Transfer, svc_kit::Error> {
 impl App {
     /// What a group's funding account paid out.
     pub async fn funding(&self, group_id: GroupId) -> Result<Funding> {
+        // Net of reversals, which credit the account back (DESIGN.md §12):
+        // a credit and its reversal count for nothing.
         let row = query(
-            "SELECT a.debits AS debited, \
-             (SELECT COUNT(*) FROM transfers t WHERE t.debit_account = a.id) AS transfers \
+            "SELECT a.debits - a.credits AS debited, \
+             (SELECT COUNT(*) FROM transfers t WHERE t.debit_account = a.id) \
+             - (SELECT COUNT(*) FROM transfers t WHERE t.credit_account = a.id) AS transfers \
              FROM accounts a WHERE a.id = $1",
         )
         .bind(Account::GroupFunding(group_id).to_string())

@@ -12,6 +12,7 @@ pub mod ledger;
 pub mod moves;
 pub mod reconciliation;
 pub mod redemptions;
+pub mod reversals;
 pub mod wallets;
 
 use std::{future::Future, sync::Arc, time::Duration};
@@ -30,6 +31,8 @@ pub use error::{Error, Result};
 pub const SOURCE: &str = "wallet-svc";
 /// The durable consumer of redemption events, shared by all replicas.
 pub const REDEMPTIONS_CONSUMER: &str = "wallet-svc-redemptions";
+/// The durable consumer of reversal requests (DESIGN.md §12).
+pub const REVERSALS_CONSUMER: &str = "wallet-svc-reversals";
 
 /// `migrations/`, then svc-kit's (the outbox and processed events).
 pub const MIGRATIONS: Migrations = svc_kit::migrations!();
@@ -106,6 +109,17 @@ pub fn service(app: App, ack_wait: Duration) -> Service<App> {
                 batch: 256,
             },
             consumers::code_redeemed::handle,
+        )
+        .consumes(
+            GIFTCODE_EVENTS,
+            consumer::Spec {
+                stream: GIFTCODE_EVENTS.name,
+                durable: REVERSALS_CONSUMER.to_owned(),
+                filter: events::REVERSAL_REQUESTED,
+                ack_wait,
+                batch: 64,
+            },
+            consumers::reversal_requested::handle,
         )
         .warms(|app| async move { app.warm().await })
         .endpoints(|e| {

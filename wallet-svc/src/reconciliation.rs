@@ -31,13 +31,16 @@ impl App {
                 .ok_or_else(|| Error::field("after", "is not a page this service gave out"))?,
         };
         let rows = query(
-            "SELECT id, reference, debit_account, amount FROM transfers \
-             WHERE kind = $1 AND (reference, id) > ($2, $3) ORDER BY reference, id LIMIT $4",
+            "SELECT t.id, t.reference, t.debit_account, t.amount, \
+             CASE WHEN EXISTS (SELECT 1 FROM transfers r WHERE r.kind = $5 \
+             AND r.reference = t.reference) THEN 1 ELSE 0 END AS reversed FROM transfers t \
+             WHERE t.kind = $1 AND (t.reference, t.id) > ($2, $3) ORDER BY t.reference, t.id LIMIT $4",
         )
         .bind(TransactionKind::GiftCodeRedemption.as_str())
         .bind(reference)
         .bind(id)
         .bind(limit)
+        .bind(TransactionKind::GiftCodeReversal.as_str())
         .fetch_all(self.db())
         .await?;
         let mut items = Vec::with_capacity(rows.len());
@@ -55,6 +58,7 @@ impl App {
                 group_id,
                 amount: r.amount("amount")?,
                 at: None,
+                reversed: r.get::<i64>("reversed")? != 0,
             });
             last = Some(format!("{redemption_id}/{id}"));
         }

@@ -356,6 +356,7 @@ pub async fn create(
 
 #[derive(Deserialize, Default)]
 pub struct GroupQuery {
+    notice: Option<String>,
     minutes: Option<u32>,
     cursor: Option<String>,
     codes: Option<String>,
@@ -440,6 +441,7 @@ pub async fn page(
                 }
             }
         }
+        @if let Some(n) = &q.notice { p role="status" class="notice" { (n) } }
         section aria-labelledby="stats" {
             h2 id="stats" class="sr-only" { "Stats" }
             dl class="stats" {
@@ -449,6 +451,7 @@ pub async fn page(
                 div { dt { "Redeemed" } dd id="redeemed" { (layout::progress(&g.stats, capacity(g))) } }
                 div { dt { "Redeemed amount" } dd class="num" id="redeemed-amount" { (money(g.stats.redeemed_amount, &g.currency)) } }
                 div { dt { "Remaining" } dd class="num" { (money(g.stats.remaining_amount, &g.currency)) } }
+                div { dt { "Reversed" } dd class="num" id="reversed" { (thousands(g.stats.reversed)) } }
                 div { dt { "Codes" } dd class="num" { (thousands(g.stats.total_codes)) " (" (thousands(g.stats.unredeemed_codes)) " unredeemed)" } }
                 @if let Some(p) = g.per_phone_limit { div { dt { "Per phone" } dd { (p) } } }
                 @if let Some(p) = &g.prefix { div { dt { "Prefix" } dd { (p) } } }
@@ -482,7 +485,7 @@ pub async fn page(
                         table {
                             thead { tr {
                                 th scope="col" { "When" } th scope="col" { "Phone" } th scope="col" { "Code" }
-                                th scope="col" { "Amount" } th scope="col" { "Status" }
+                                th scope="col" { "Amount" } th scope="col" { "Status" } th scope="col" { "Reversal" }
                             } }
                             tbody {
                                 @for r in &page.items {
@@ -492,6 +495,7 @@ pub async fn page(
                                         td { code { (r.code_hint) } }
                                         td class="num" { (money(r.amount.get(), &r.currency)) }
                                         td { span class={ "badge " (r.status.as_str()) } { (r.status.as_str()) } }
+                                        td { (reversal_cell(&signed, g, r)) }
                                     }
                                 }
                             }
@@ -522,6 +526,7 @@ pub async fn page(
                             thead { tr {
                                 th scope="col" { "Hint" } th scope="col" { "Status" }
                                 th scope="col" { "Redemptions" } th scope="col" { "Redeemed by" } th scope="col" { "At" }
+                                th scope="col" { "Enabled" }
                             } }
                             tbody {
                                 @for c in &page.items {
@@ -531,6 +536,19 @@ pub async fn page(
                                         td class="num" { (c.redemptions) }
                                         td { @if let Some(p) = &c.redeemed_by { (p.as_str()) } }
                                         td { @if let Some(t) = &c.redeemed_at { (time(t)) } }
+                                        td {
+                                            form method="post" action={ (base) "/codes/" (c.id) "/active" } class="inline" {
+                                                input type="hidden" name="csrf" value=(signed.csrf);
+                                                input type="hidden" name="active" value=(!c.active);
+                                                @if c.active {
+                                                    span class="badge active" { "enabled" } " "
+                                                    button type="submit" class="small secondary" aria-label={ "Disable code " (c.hint) } { "Disable" }
+                                                } @else {
+                                                    span class="badge inactive" { "disabled" } " "
+                                                    button type="submit" class="small" aria-label={ "Enable code " (c.hint) } { "Enable" }
+                                                }
+                                            }
+                                        }
                                     }
                                 }
                             }
@@ -544,6 +562,39 @@ pub async fn page(
         }
     };
     layout::page(&signed, Nav::Groups, &g.name, body)
+}
+
+/// A redemption's reversal: its state, or the form that asks for one.
+fn reversal_cell(signed: &Signed, g: &Group, r: &shared_events::giftcode::Redemption) -> Markup {
+    use shared_events::giftcode::{RedemptionStatus, ReversalStatus};
+    let state = r.reversal.as_ref().map(|v| v.status);
+    html! {
+        @match state {
+            Some(ReversalStatus::Done) => span class="badge reversed" {
+                "reversed" @if r.reversal.as_ref().is_some_and(|v| v.release_code) { ", code released" }
+            },
+            Some(ReversalStatus::Pending) => span class="badge pending" { "reversal pending" },
+            _ if r.status != RedemptionStatus::Credited => {},
+            _ => {
+                @if state == Some(ReversalStatus::Refused) { span class="badge bad" { "refused: insufficient funds" } " " }
+                details {
+                    summary { "Reverse…" }
+                    form method="post" action={ "/console/redemptions/" (r.id) "/reverse" } class="reverse" {
+                        input type="hidden" name="csrf" value=(signed.csrf);
+                        input type="hidden" name="group_id" value=(g.id);
+                        input type="hidden" name="idempotency_key" value=(uuid::Uuid::now_v7());
+                        label for={ "reason-" (r.id) } { "Reason" }
+                        input id={ "reason-" (r.id) } name="reason" required maxlength="500";
+                        label class="inline" {
+                            input type="checkbox" name="release_code" value="true";
+                            " Release the code"
+                        }
+                        button type="submit" class="small" { "Reverse " (money(r.amount.get(), &r.currency)) }
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn code_status(s: CodeStatus) -> &'static str {
@@ -698,4 +749,123 @@ pub async fn code_lookup(
         }
     };
     layout::page(&signed, Nav::Codes, "Codes", body)
+}
+
+#[derive(Deserialize)]
+pub struct CodeActiveForm {
+    #[serde(default)]
+    csrf: String,
+    active: bool,
+}
+
+/// `POST /console/groups/{id}/codes/{code_id}/active`: the code's switch.
+pub async fn set_code_active(
+    signed: Signed,
+    State(s): State<AppState>,
+    RequestId(rid): RequestId,
+    Path((group_id, code_id)): Path<(String, String)>,
+    Form(f): Form<CodeActiveForm>,
+) -> Response {
+    if let Err(r) = signed.check(&f.csrf) {
+        return r.into_response();
+    }
+    let (Ok(gid), Ok(cid)) = (group_id.parse::<GroupId>(), code_id.parse()) else {
+        let e = ApiError::new(ErrorCode::CodeNotFound, "no code has this id");
+        return layout::error_page(&signed, Nav::Groups, "Code", &e);
+    };
+    let req = shared_events::giftcode::UpdateCodeRequest {
+        group_id: gid,
+        code_id: cid,
+        active: f.active,
+    };
+    match s.nats.request::<gc::CodesUpdate>(&req, Some(&rid)).await {
+        Ok(c) => {
+            let what = if c.active { "enabled" } else { "disabled" };
+            notice_redirect(gid, &format!("Code {} {what}.", c.hint))
+        }
+        Err(e) => layout::error_page(&signed, Nav::Groups, "Code", &e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ReverseForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    group_id: String,
+    #[serde(default)]
+    idempotency_key: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    release_code: Option<String>,
+}
+
+/// `POST /console/redemptions/{id}/reverse`: the saga of
+/// `POST /api/v1/redemptions/{id}/reversal`, with the form's fresh key.
+pub async fn reverse(
+    signed: Signed,
+    State(s): State<AppState>,
+    RequestId(rid): RequestId,
+    Path(id): Path<String>,
+    Form(f): Form<ReverseForm>,
+) -> Response {
+    if let Err(r) = signed.check(&f.csrf) {
+        return r.into_response();
+    }
+    let refuse = |e: ApiError| layout::error_page(&signed, Nav::Groups, "Reversal refused", &e);
+    let Ok(id) = id.parse() else {
+        return refuse(ApiError::new(
+            ErrorCode::NotFound,
+            "no redemption has this id",
+        ));
+    };
+    let Some(key) = shared_events::IdempotencyKey::parse(&f.idempotency_key) else {
+        return refuse(ApiError::field(
+            "Idempotency-Key",
+            shared_events::IdempotencyKey::RULE,
+        ));
+    };
+    let req = shared_events::giftcode::ReverseRequest {
+        redemption_id: id,
+        reason: f.reason.clone(),
+        release_code: f.release_code.is_some(),
+        idempotency_key: key,
+    };
+    match crate::reversals::run(&s, req, &rid).await {
+        Ok((done, r)) => {
+            let what = if done {
+                "reversed"
+            } else {
+                "reversal asked; pending"
+            };
+            notice_redirect(
+                r.group_id,
+                &format!("Redemption of {} {what}.", r.phone.masked()),
+            )
+        }
+        Err(e) => {
+            let back = f.group_id.parse::<GroupId>().ok();
+            let body = html! {
+                h1 { "Reversal refused" }
+                (problem(&e))
+                @if let Some(g) = back { p { a href={ "/console/groups/" (g) } { "Back to the group" } } }
+            };
+            layout::page_with(
+                layout::status(&e),
+                &signed,
+                Nav::Groups,
+                "Reversal refused",
+                body,
+            )
+        }
+    }
+}
+
+fn notice_redirect(group: GroupId, notice: &str) -> Response {
+    let url = format!(
+        "/console/groups/{group}?notice={}",
+        form_urlencoded::byte_serialize(notice.as_bytes()).collect::<String>()
+    );
+    Redirect::to(&url).into_response()
 }

@@ -1,7 +1,8 @@
 //! The live redemption feed: `/console/live` and its Server-Sent Events.
 //!
 //! One [`Hub`] per gateway holds one subscription to
-//! `giftcode.events.code.redeemed` and `wallet.events.wallet.credited` (plain
+//! `giftcode.events.code.redeemed`, `wallet.events.wallet.credited` and
+//! `wallet.events.wallet.reversed` (plain
 //! NATS subscriptions to the stream subjects: the feed reads events as they
 //! are published and consumes nothing, so it cannot delay or steal a credit)
 //! and fans each event out to every open page through a bounded channel. A
@@ -40,7 +41,7 @@ use serde::Serialize;
 use shared_events::{
     Currency, Envelope, GroupId, Limit, RedemptionId,
     endpoint::giftcode as gc,
-    events::{Cause, CodeRedeemed, WalletCredited},
+    events::{Cause, CodeRedeemed, WalletCredited, WalletReversed},
     giftcode::{GetGroupRequest, ListGroupsRequest},
     subjects::events as subjects,
 };
@@ -79,6 +80,16 @@ pub enum LiveEvent {
     },
     Credited {
         redemption_id: RedemptionId,
+    },
+    /// A redemption undone (DESIGN.md §12): counted out again.
+    Reversed {
+        redemption_id: RedemptionId,
+        group_id: GroupId,
+        amount: i64,
+        currency: String,
+        phone: String,
+        release_code: bool,
+        reversed_at: DateTime<Utc>,
     },
 }
 
@@ -136,7 +147,9 @@ impl Hub {
         let client = self.nats.nats();
         let redeemed = client.subscribe(subjects::CODE_REDEEMED).await?;
         let credited = client.subscribe(subjects::WALLET_CREDITED).await?;
-        let mut events = futures::stream::select(redeemed, credited);
+        let reversed = client.subscribe(subjects::WALLET_REVERSED).await?;
+        let mut events =
+            futures::stream::select(futures::stream::select(redeemed, credited), reversed);
         let mut names: HashMap<GroupId, String> = HashMap::new();
         let mut idle = tokio::time::interval(Duration::from_secs(2));
         loop {
@@ -181,6 +194,20 @@ impl Hub {
                     phone: d.phone.masked(),
                     redeemed_at: d.redeemed_at,
                     counted: false,
+                }
+            } else if msg.subject.as_str() == subjects::WALLET_REVERSED {
+                let Ok(e) = serde_json::from_slice::<Envelope<WalletReversed>>(&msg.payload) else {
+                    continue;
+                };
+                let d = e.data;
+                LiveEvent::Reversed {
+                    redemption_id: d.redemption_id,
+                    group_id: d.group_id,
+                    amount: d.amount.get(),
+                    currency: d.currency.to_string(),
+                    phone: d.phone.masked(),
+                    release_code: d.release_code,
+                    reversed_at: d.reversed_at,
                 }
             } else {
                 let Ok(e) = serde_json::from_slice::<Envelope<WalletCredited>>(&msg.payload) else {
@@ -339,6 +366,12 @@ pub async fn events(_: Signed, State(s): State<AppState>, RequestId(rid): Reques
                     .json_data(&e)
             }
             LiveEvent::Credited { .. } => Event::default().event("credited").json_data(&*event),
+            LiveEvent::Reversed { reversed_at, .. } => {
+                // Already counted out of the snapshot: marked `counted`.
+                let mut v = serde_json::to_value(&*event).unwrap_or_default();
+                v["counted"] = (*reversed_at < read_at).into();
+                Event::default().event("reversed").json_data(&v)
+            }
         }
         .unwrap_or_default();
         Some((Ok::<_, Infallible>(sse), (rx, permit)))

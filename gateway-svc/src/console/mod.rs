@@ -50,6 +50,11 @@ pub fn router() -> Router<AppState> {
         .route("/console/groups/{id}", get(groups::page))
         .route("/console/groups/{id}/active", post(groups::set_active))
         .route(
+            "/console/groups/{id}/codes/{code_id}/active",
+            post(groups::set_code_active),
+        )
+        .route("/console/redemptions/{id}/reverse", post(groups::reverse))
+        .route(
             "/console/codes",
             get(groups::code_form).post(groups::code_lookup),
         )

@@ -45,6 +45,7 @@ pub async fn page(
                         (finding("Credited more than once", &r.credited_twice))
                         (finding("Credited with no redemption", &r.credited_without_redemption))
                         (finding("Credited with another amount or group", &r.mismatched))
+                        (finding("Reversal done on one side only (yet)", &r.reversal_unsettled))
                     }
                 }
             }

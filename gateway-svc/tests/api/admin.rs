@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-const ADMIN_ROUTES: [(&str, &str); 15] = [
+const ADMIN_ROUTES: [(&str, &str); 17] = [
     ("POST", "/gift-groups"),
     ("GET", "/gift-groups"),
     ("GET", "/gift-groups/x"),
@@ -14,6 +14,8 @@ const ADMIN_ROUTES: [(&str, &str); 15] = [
     ("GET", "/gift-groups/x/codes"),
     ("GET", "/gift-groups/x/redemptions"),
     ("GET", "/gift-groups/x/timeline"),
+    ("PATCH", "/gift-groups/x/codes/y"),
+    ("POST", "/redemptions/x/reversal"),
     ("GET", "/gift-codes/ABCD-EFGH"),
     ("POST", "/wallets"),
     ("GET", "/wallets"),

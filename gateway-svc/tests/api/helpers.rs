@@ -325,6 +325,21 @@ fn kill(child: Option<Child>) {
 
 impl Drop for Stack {
     fn drop(&mut self) {
+        // A failed test shows what the services said.
+        if std::thread::panicking()
+            && let Ok(entries) = std::fs::read_dir(self.dir.path())
+        {
+            for e in entries.flatten() {
+                let path = e.path();
+                if path.extension().is_some_and(|x| x == "log")
+                    && let Ok(text) = std::fs::read_to_string(&path)
+                {
+                    let lines: Vec<&str> = text.lines().collect();
+                    let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+                    eprintln!("--- {} (last 40 lines) ---\n{tail}", path.display());
+                }
+            }
+        }
         kill(self.gateway.take());
         for r in self.replicas.drain(..) {
             kill(Some(r));

@@ -12,4 +12,5 @@ mod permissions;
 mod race;
 mod reconcile;
 mod redeem;
+mod reversal;
 mod upgrade;

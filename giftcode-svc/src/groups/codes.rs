@@ -3,7 +3,9 @@
 
 use shared_events::{
     CodeId, Limit, Page,
-    giftcode::{CodeDetails, CodeStatus, CodeSummary, Group, GroupKind, ListCodesRequest},
+    giftcode::{
+        CodeDetails, CodeStatus, CodeSummary, Group, GroupKind, ListCodesRequest, UpdateCodeRequest,
+    },
 };
 use svc_kit::{
     HasKit,
@@ -25,15 +27,15 @@ impl App {
         let cap = cap_of(&group);
         let base = query(match req.status {
             None => {
-                "SELECT id, hint, redemption_count, redeemed_by, redeemed_at FROM codes \
+                "SELECT id, hint, redemption_count, redeemed_by, redeemed_at, active FROM codes \
                  WHERE group_id = $1 AND id > $2 ORDER BY id LIMIT $3"
             }
             Some(CodeStatus::Unredeemed) => {
-                "SELECT id, hint, redemption_count, redeemed_by, redeemed_at FROM codes \
+                "SELECT id, hint, redemption_count, redeemed_by, redeemed_at, active FROM codes \
                  WHERE group_id = $1 AND id > $2 AND redemption_count < $4 ORDER BY id LIMIT $3"
             }
             Some(CodeStatus::Redeemed) => {
-                "SELECT id, hint, redemption_count, redeemed_by, redeemed_at FROM codes \
+                "SELECT id, hint, redemption_count, redeemed_by, redeemed_at, active FROM codes \
                  WHERE group_id = $1 AND id > $2 AND redemption_count >= $4 ORDER BY id LIMIT $3"
             }
         })
@@ -57,7 +59,7 @@ impl App {
         let canonical = codes::canonicalize(code).ok_or(Error::InvalidCode)?;
         let digest = self.key().digest(&canonical);
         let row = query(
-            "SELECT group_id, id, hint, redemption_count, redeemed_by, redeemed_at FROM codes \
+            "SELECT group_id, id, hint, redemption_count, redeemed_by, redeemed_at, active FROM codes \
              WHERE digest = $1",
         )
         .bind(digest.to_vec())
@@ -67,6 +69,41 @@ impl App {
         let group = self.get_group(row.parsed("group_id")?).await?;
         let code = code_from_row(&row, cap_of(&group))?;
         Ok(CodeDetails { code, group })
+    }
+}
+
+impl App {
+    /// Disables or re-enables one code of a group: redeeming a disabled code
+    /// is `code_inactive` (410), whatever its group says.
+    pub async fn update_code(&self, req: UpdateCodeRequest) -> Result<CodeSummary> {
+        let group = self.get_group(req.group_id).await?;
+        let cap = cap_of(&group);
+        self.db()
+            .write(move |tx| {
+                Box::pin(async move {
+                    let changed =
+                        query("UPDATE codes SET active = $1 WHERE group_id = $2 AND id = $3")
+                            .bind(req.active)
+                            .bind(req.group_id.to_string())
+                            .bind(req.code_id.to_string())
+                            .execute(&mut *tx)
+                            .await?;
+                    if changed == 0 {
+                        return Err(Error::CodeNotFound);
+                    }
+                    let row = query(
+                        "SELECT id, hint, redemption_count, redeemed_by, redeemed_at, active \
+                         FROM codes WHERE group_id = $1 AND id = $2",
+                    )
+                    .bind(req.group_id.to_string())
+                    .bind(req.code_id.to_string())
+                    .fetch_optional(tx)
+                    .await?
+                    .ok_or(Error::CodeNotFound)?;
+                    code_from_row(&row, cap)
+                })
+            })
+            .await
     }
 }
 
@@ -91,5 +128,6 @@ fn code_from_row(row: &Row, cap: i64) -> Result<CodeSummary> {
         redeemed_by: row.parsed_opt("redeemed_by")?,
         redeemed_at: row.get::<Option<i64>>("redeemed_at")?.map(from_micros),
         redemptions: count,
+        active: row.get::<i64>("active")? != 0,
     })
 }

@@ -35,7 +35,8 @@ macro_rules! group_select {
     () => {
         "SELECT g.id, g.name, g.kind, g.amount, g.currency, g.total_codes, g.max_redemptions, \
          g.per_phone_limit, g.prefix, g.starts_at, g.expires_at, g.active, g.created_at, \
-         g.updated_at, (SELECT COUNT(*) FROM redemptions r WHERE r.group_id = g.id) AS redemptions \
+         g.updated_at, g.reversed, g.released, \
+         (SELECT COUNT(*) FROM redemptions r WHERE r.group_id = g.id) AS redemptions \
          FROM groups g"
     };
 }
@@ -167,7 +168,13 @@ fn group_from_row(row: &Row) -> Result<Group> {
     let amount = row.amount("amount")?;
     let total_codes: i64 = row.get("total_codes")?;
     let max_redemptions: Option<i64> = row.get("max_redemptions")?;
-    let redemptions: i64 = row.get("redemptions")?;
+    // Every redemption ever recorded; reversed ones are counted out of the
+    // stats, and those that released their code out of what is used.
+    let recorded: i64 = row.get("redemptions")?;
+    let reversed: i64 = row.get("reversed")?;
+    let released: i64 = row.get("released")?;
+    let redemptions = recorded - reversed;
+    let used = recorded - released;
     let window = Window {
         active: row.get::<i64>("active")? != 0,
         starts_at: row.get("starts_at")?,
@@ -178,9 +185,9 @@ fn group_from_row(row: &Row) -> Result<Group> {
         GroupKind::Shared => max_redemptions
             .ok_or_else(|| Error::Internal("a shared group without max_redemptions".into()))?,
     };
-    let remaining = (capacity - redemptions).max(0);
+    let remaining = (capacity - used).max(0);
     let redeemed_codes = match kind {
-        GroupKind::Unique => redemptions,
+        GroupKind::Unique => used,
         GroupKind::Shared => i64::from(remaining == 0),
     };
     let status = window.closed(now_micros()).unwrap_or(if remaining == 0 {
@@ -197,6 +204,7 @@ fn group_from_row(row: &Row) -> Result<Group> {
         redemptions,
         redeemed_amount: amount.get().saturating_mul(redemptions),
         remaining_amount: amount.get().saturating_mul(remaining),
+        reversed,
         status,
     };
     Ok(Group {

@@ -36,6 +36,8 @@ pub(crate) struct Target {
     window: Window,
     max_redemptions: Option<i64>,
     per_phone_limit: Option<i64>,
+    /// False when this one code is disabled.
+    code_active: bool,
 }
 
 impl App {
@@ -57,9 +59,17 @@ impl App {
             .ok_or(Error::CodeNotFound)?;
 
         // The same phone redeeming the same code again gets the original back,
-        // whatever has happened to the group since.
+        // whatever has happened to the group since; unless that redemption
+        // was reversed: then the code stays burned for it (a reversal that
+        // released the code leaves no redemption held, and this is new).
         if let Some(original) = earlier {
-            return Ok(replayed(original));
+            return match original.status {
+                RedemptionStatus::Reversed => Err(Error::CodeAlreadyRedeemed),
+                _ => Ok(replayed(original)),
+            };
+        }
+        if !target.code_active {
+            return Err(Error::CodeDisabled);
         }
         let now = now_micros();
         if let Some(refusal) = target.window.refusal(now) {
@@ -79,6 +89,7 @@ impl App {
             redeemed_at: from_micros(now),
             credited_at: None,
             transaction_id: None,
+            reversal: None,
         };
         // The writes join the next group commit: durable when this returns.
         let recorded = {
@@ -105,6 +116,7 @@ impl App {
             Err(Refusal::Replay | Refusal::Error(Error::CodeAlreadyRedeemed)) => self
                 .find_redemption(target.code_id, &redemption.phone)
                 .await?
+                .filter(|r| r.status != RedemptionStatus::Reversed)
                 .map(replayed)
                 .ok_or(Error::CodeAlreadyRedeemed),
             Err(Refusal::Error(e)) => Err(e),
@@ -150,13 +162,15 @@ async fn find_target(
     phone: &Phone,
 ) -> Result<Option<(Target, Option<Redemption>)>> {
     let row = query(
-        "SELECT c.group_id AS t_group_id, c.id AS t_code_id, c.hint, g.kind, \
+        "SELECT c.group_id AS t_group_id, c.id AS t_code_id, c.hint, c.active AS code_active, g.kind, \
          g.amount AS t_amount, g.currency AS t_currency, g.active, g.starts_at, \
          g.expires_at, g.max_redemptions, g.per_phone_limit, g.name AS group_name, \
          r.id, r.group_id, r.code_id, r.code_hint, r.phone, r.amount, r.currency, \
-         r.status, r.redeemed_at, r.credited_at, r.transaction_id \
+         r.status, r.redeemed_at, r.credited_at, r.transaction_id, \
+         r.reversal_status, r.reversal_reason, r.reversal_release, r.reversal_requested_at, \
+         r.reversal_completed_at, r.reversal_transaction_id \
          FROM codes c JOIN groups g ON g.id = c.group_id \
-         LEFT JOIN redemptions r ON r.code_id = c.id AND r.phone = $2 \
+         LEFT JOIN redemptions r ON r.code_id = c.id AND r.phone = $2 AND r.released_at IS NULL \
          WHERE c.digest = $1",
     )
     .bind(digest.to_vec())
@@ -179,6 +193,7 @@ async fn find_target(
         },
         max_redemptions: row.get("max_redemptions")?,
         per_phone_limit: row.get("per_phone_limit")?,
+        code_active: row.get::<i64>("code_active")? != 0,
     };
     let earlier = match row.get::<Option<String>>("id")? {
         Some(_) => Some(redemptions::from_row(&row)?),

@@ -2,7 +2,9 @@
 //! group commit's transaction. The facts that must never be exceeded are
 //! enforced here by the database, so no interleaving of concurrent requests
 //! can break them:
-//! - `UNIQUE (code_id, phone)`: a phone redeems a code at most once;
+//! - the unique index `redemptions_held (code_id, phone) WHERE released_at IS
+//!   NULL`: a phone holds a code at most once (a reversal that releases the
+//!   code lets it redeem again, as a new redemption);
 //! - `UPDATE codes … WHERE redemption_count < cap`: a unique code is redeemed
 //!   once, a shared code by at most `max_redemptions` phones;
 //! - a guarded upsert of `phone_counts`: the per-phone limit of a unique group.
@@ -43,7 +45,8 @@ impl From<SqlError> for Refusal {
 
 const INSERT_REDEMPTION: &str = "INSERT INTO redemptions (id, group_id, code_id, code_hint, \
      phone, amount, currency, redeemed_at, correlation_id, event_id) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (code_id, phone) DO NOTHING";
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+     ON CONFLICT (code_id, phone) WHERE released_at IS NULL DO NOTHING";
 /// A unique code remembers who redeemed it; a shared code only how often.
 const CLAIM_UNIQUE: &str = "UPDATE codes SET redemption_count = 1, redeemed_by = $1, \
      redeemed_at = $2 WHERE group_id = $3 AND id = $4 AND redemption_count = 0";

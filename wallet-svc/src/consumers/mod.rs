@@ -2,3 +2,4 @@
 //! consumer that svc-kit runs; see `crate::service`).
 
 pub mod code_redeemed;
+pub mod reversal_requested;
