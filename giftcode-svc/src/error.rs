@@ -36,8 +36,8 @@ pub enum Error {
     RedemptionNotCredited,
     #[error("this Idempotency-Key was used with another request")]
     IdempotencyConflict,
-    #[error("the wallet holds less than the amount to reverse")]
-    InsufficientFunds,
+    #[error("wallet-svc cannot be reached to confirm the credit; nothing was recorded")]
+    LedgerUnavailable,
     /// Bad configuration, found at start-up.
     #[error("configuration: {0}")]
     Config(String),
@@ -73,7 +73,7 @@ impl Error {
             Self::CodeDisabled => C::CodeInactive,
             Self::RedemptionNotCredited => C::RedemptionNotCredited,
             Self::IdempotencyConflict => C::IdempotencyConflict,
-            Self::InsufficientFunds => C::InsufficientFunds,
+            Self::LedgerUnavailable => C::ServiceUnavailable,
             Self::Config(_) | Self::Kit(_) | Self::Db(_) | Self::Internal(_) => C::Internal,
         }
     }

@@ -23,7 +23,7 @@
 use std::time::Duration;
 
 use shared_events::{
-    Envelope,
+    Envelope, ErrorCode,
     endpoint::wallet as wl,
     events::{ReversalRequested, WalletReversalRefused, WalletReversed},
     giftcode::{RedemptionStatus, ReversalStatus, ReverseReply, ReverseRequest},
@@ -34,7 +34,7 @@ use svc_kit::{
     HasKit,
     db::{Conn, Row, query},
     endpoints::Ctx,
-    nats::client::ServiceClient,
+    nats::{CallError, client::ServiceClient},
     outbox,
     runtime::Redriven,
     time::{from_micros, now_micros, to_micros},
@@ -174,8 +174,17 @@ impl App {
         let req = RedemptionCreditRequest {
             redemption_id: r.id,
         };
-        let Ok(credit) = wallet.request::<wl::RedemptionsGet>(&req, None).await else {
-            return Err(Error::RedemptionNotCredited);
+        let credit = match wallet.request::<wl::RedemptionsGet>(&req, None).await {
+            Ok(c) => c,
+            // The ledger has no credit of it (yet).
+            Err(CallError::Service(e)) if e.code == ErrorCode::NotFound => {
+                return Err(Error::RedemptionNotCredited);
+            }
+            // It cannot say: nothing is decided; the caller may retry.
+            Err(e) => {
+                tracing::warn!(redemption_id = %r.id, error = %e, "cannot ask the ledger about a credit");
+                return Err(Error::LedgerUnavailable);
+            }
         };
         let id = r.id.to_string();
         self.db()

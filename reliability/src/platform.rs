@@ -103,9 +103,13 @@ impl Proc {
         let mut cmd = Command::new(&self.bin);
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("PLATFORM_RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            // The services log to stdout: into the log with stderr.
+            .stdout(log.try_clone().map_or_else(|_| Stdio::null(), Stdio::from))
             .stderr(log);
         for (k, v) in &self.env {
             cmd.env(k, v);

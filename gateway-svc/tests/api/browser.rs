@@ -2,7 +2,8 @@
 //! (chromedriver + fantoccini). It signs in from the keyboard, creates a group
 //! named `<script>alert(1)</script>` through the form, redeems one of its
 //! codes through the public API, sees the redemption appear on the live page
-//! and the group's stats change, and downloads a group's CSV. Every page is
+//! and the group's stats change, downloads a group's CSV, and sees a
+//! reversal of that redemption on the live page. Every page is
 //! screenshotted at desktop and phone width into `target/console-screenshots/`,
 //! and at phone width no page scrolls sideways and every input has a label.
 //!
@@ -291,7 +292,6 @@ async fn drive(s: &Stack, c: &Client, downloads: &Path) {
     .await;
     assert_eq!(text(c, &counter).await, "1 / 3", "the running counter");
     no_alert(c).await;
-    shoot(c, "live").await;
 
     // 5. The group's stats changed.
     c.goto(&format!("{base}{group_href}")).await.expect("goto");
@@ -304,6 +304,18 @@ async fn drive(s: &Stack, c: &Client, downloads: &Path) {
     );
     assert_eq!(text(c, "h1").await, EVIL);
     no_alert(c).await;
+    // The redeemer's row offers a reversal (opened for the screenshot).
+    c.find(Locator::Css("details summary"))
+        .await
+        .expect("reverse")
+        .click()
+        .await
+        .expect("open");
+    assert!(
+        c.find(Locator::Css("form.reverse input[name=reason]"))
+            .await
+            .is_ok()
+    );
     shoot(c, "group").await;
     c.goto(&format!("{base}/console/")).await.expect("goto");
     assert!(text(c, "table").await.contains(EVIL));
@@ -388,4 +400,33 @@ async fn drive(s: &Stack, c: &Client, downloads: &Path) {
         200,
         "a real code"
     );
+
+    // 7. A reversal shows on the live page, and the counter goes back.
+    c.goto(&format!("{base}/console/live")).await.expect("goto");
+    until(10, "the live stream connects", || async {
+        text(c, "#live-status").await == "live"
+    })
+    .await;
+    assert_eq!(text(c, &counter).await, "1 / 3");
+    let rid = body["id"].as_str().expect("id");
+    let r = s
+        .admin(
+            reqwest::Method::POST,
+            &format!("/redemptions/{rid}/reversal"),
+        )
+        .header("idempotency-key", "browser-reversal")
+        .json(&json!({"reason": "browser test", "release_code": true}))
+        .send()
+        .await
+        .expect("reverse");
+    assert_eq!(r.status(), 200);
+    until(10, "the reversal on the live page", || async {
+        text(c, "#live-feed tbody tr")
+            .await
+            .contains("reversed, code released")
+    })
+    .await;
+    assert_eq!(text(c, &counter).await, "0 / 3", "counted out");
+    no_alert(c).await;
+    shoot(c, "live").await;
 }

@@ -611,3 +611,110 @@ async fn the_live_stream_shows_each_redemption_then_its_credit_and_ends_on_sigte
     .await;
     assert!(rest.is_ok(), "the stream ended");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_reverses_a_redemption_and_switches_a_code_off() {
+    let s = Stack::start(&[]).await;
+    let g = s
+        .create_group(json!({"name": "Undo", "kind": "unique", "amount": 900, "count": 2}))
+        .await;
+    let gid = g["id"].as_str().expect("id").to_owned();
+    let p = phone(77);
+    let (status, r, _) = s.redeem(g["codes"][0].as_str().expect("code"), &p).await;
+    assert_eq!(status, 200);
+    let rid = r["id"].as_str().expect("id").to_owned();
+    let c = Console::sign_in(&s.base).await;
+
+    // The group page offers the reversal with a fresh key; without the CSRF
+    // token it changes nothing.
+    let (_, html) = c.get(&format!("/console/groups/{gid}")).await;
+    assert!(
+        html.contains(&format!("/console/redemptions/{rid}/reverse")),
+        "{html}"
+    );
+    let key = hidden(&html, "idempotency_key");
+    let form = |csrf: &str| {
+        vec![
+            ("csrf", csrf.to_owned()),
+            ("group_id", gid.clone()),
+            ("idempotency_key", key.clone()),
+            ("reason", "wrong phone".to_owned()),
+            ("release_code", "true".to_owned()),
+        ]
+    };
+    let forged = form("nope");
+    let forged: Vec<(&str, &str)> = forged.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(
+        c.post(&format!("/console/redemptions/{rid}/reverse"), &forged)
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(s.get_json(&format!("/wallets/{p}")).await.1["balance"], 900);
+
+    let good = form(&c.csrf);
+    let good: Vec<(&str, &str)> = good.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    for _ in 0..2 {
+        let r = c
+            .post(&format!("/console/redemptions/{rid}/reverse"), &good)
+            .await;
+        assert_eq!(r.status(), 303, "a double submit answers the same reversal");
+    }
+    assert_eq!(s.get_json(&format!("/wallets/{p}")).await.1["balance"], 0);
+    let (_, txs) = s.get_json(&format!("/wallets/{p}/transactions")).await;
+    assert_eq!(
+        txs["items"].as_array().expect("items").len(),
+        2,
+        "one credit, one reversal"
+    );
+    let (_, html) = c.get(&format!("/console/groups/{gid}")).await;
+    assert!(html.contains("reversed, code released"), "{html}");
+
+    // The code's switch: off, and a redeem is 410; on again.
+    let (_, codes) = s.get_json(&format!("/gift-groups/{gid}/codes")).await;
+    let other = codes["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|c| {
+            c["redemptions"] == 0
+                && c["hint"].as_str().is_some_and(|h| {
+                    g["codes"][1]
+                        .as_str()
+                        .expect("code")
+                        .ends_with(&h[h.len() - 4..])
+                })
+        })
+        .cloned()
+        .expect("the unredeemed code");
+    let cid = other["id"].as_str().expect("id");
+    let path = format!("/console/groups/{gid}/codes/{cid}/active");
+    assert_eq!(
+        c.post(&path, &[("csrf", "nope"), ("active", "false")])
+            .await
+            .status(),
+        403
+    );
+    let r = c
+        .post(&path, &[("csrf", &c.csrf), ("active", "false")])
+        .await;
+    assert_eq!(r.status(), 303);
+    let (status, e, _) = s
+        .redeem(g["codes"][1].as_str().expect("code"), &phone(78))
+        .await;
+    assert_eq!((status, e["code"].as_str()), (410, Some("code_inactive")));
+    let (_, html) = c.get(&format!("/console/groups/{gid}")).await;
+    assert!(html.contains("disabled"), "{html}");
+    assert_eq!(
+        c.post(&path, &[("csrf", &c.csrf), ("active", "true")])
+            .await
+            .status(),
+        303
+    );
+    assert_eq!(
+        s.redeem(g["codes"][1].as_str().expect("code"), &phone(78))
+            .await
+            .0,
+        200
+    );
+}

@@ -1,4 +1,5 @@
-//! The fault-injection scenarios of issue 5, against real processes. Each
+//! The fault-injection scenarios of issue 5 (and of issue 14's reversals,
+//! in [`reversals`]), against real processes. Each
 //! drives redeems through the gateway(s), injects its faults while they are in
 //! flight, heals the platform, waits until the reconciliation is `ok`, and
 //! checks the invariants of `reliability::verify`. Each prints its figures and
@@ -10,6 +11,7 @@
 
 mod fuzz;
 mod overload;
+mod reversals;
 
 use std::time::{Duration, Instant};
 
@@ -130,6 +132,12 @@ pub(crate) fn figures(
         v.checks,
         v.time_to_quiet.as_secs_f64(),
     );
+    figures_text(name, &text);
+}
+
+/// Prints a scenario's figures and writes them to
+/// `target/tmp/reliability-<name>.txt`.
+pub(crate) fn figures_text(name: &str, text: &str) {
     eprintln!("{text}");
     let path =
         std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("reliability-{name}.txt"));
