@@ -228,6 +228,25 @@ async fn the_console_signs_in_with_a_strict_cookie_that_both_replicas_accept_unt
         303,
         "and on the other replica"
     );
+
+    // Neither the token nor a session id is in a log line, even at debug.
+    let sid = c
+        .cookie
+        .trim_start_matches("console_session=")
+        .split('.')
+        .next()
+        .expect("sid")
+        .to_owned();
+    for name in ["gateway-svc", "gateway-svc-replica-1"] {
+        let log = std::fs::read_to_string(s.dir.path().join(format!("{name}.log"))).expect("log");
+        assert!(log.contains("DEBUG"), "{name} logged at debug");
+        assert!(
+            log.contains("console sign-in") || name != "gateway-svc",
+            "{name}: the sign-ins are logged"
+        );
+        assert!(!log.contains(TOKEN), "the admin token in {name}'s log");
+        assert!(!log.contains(&sid), "a session id in {name}'s log");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

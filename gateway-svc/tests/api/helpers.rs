@@ -134,7 +134,7 @@ impl Stack {
         self.spawn_logged(name, name, env)
     }
 
-    /// `name` with its stderr in `<log>.log`.
+    /// `name` with its output (the services log to stdout) in `<log>.log`.
     fn spawn_logged(&self, name: &str, log: &str, env: &[(String, String)]) -> Child {
         let path = if name == "gateway-svc" {
             PathBuf::from(env!("CARGO_BIN_EXE_gateway-svc"))
@@ -150,7 +150,7 @@ impl Stack {
             .env_remove("NATS_CREDS")
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(log.try_clone().map_or_else(|_| Stdio::null(), Stdio::from))
             .stderr(log);
         let vars = if name == "gateway-svc" {
             &self.gateway_env
