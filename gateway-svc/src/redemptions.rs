@@ -21,7 +21,7 @@ use shared_events::{
     giftcode::{GetRedemptionRequest, RedeemInbox, RedeemRequest, Redemption, RedemptionStatus},
     wallet::{CreditNotice, CreditsQuery, PhoneRequest, RedemptionCreditRequest},
 };
-use svc_kit::nats::CallError;
+use svc_kit::nats::{CallError, client::Answer};
 use utoipa::ToSchema;
 
 use crate::{
@@ -156,30 +156,20 @@ async fn redeem_over_nats(
         .nats
         .request_replies::<gc::Redeem>(&req, Some(rid))
         .await?;
-    let (mut reply, mut notice) = (None, None);
     // The redemption must come within the service timeout; the notice within
-    // the redeem timeout (counted from the start).
-    while reply.is_none() || notice.is_none() {
-        let until = if reply.is_none() {
-            deadline.max(tokio::time::Instant::now() + s.nats.timeout())
-        } else {
-            deadline
-        };
-        match inbox.next_until(until).await {
-            None => break,
-            Some(Err(e)) => return Err(e.into()),
-            Some(Ok(RedeemInbox::Credited(n))) => notice = Some(n),
-            Some(Ok(RedeemInbox::Redeemed(r))) => {
-                // A replay records nothing, so no credit notice will follow:
-                // the ledger is asked below instead.
-                let replayed = r.replayed;
-                reply = Some(r);
-                if replayed {
-                    break;
-                }
-            }
-        }
-    }
+    // the redeem timeout (counted from the start). A replay records nothing,
+    // so no credit notice follows it: the ledger is asked below instead.
+    let (reply, notice) = inbox
+        .reply_and_notice(
+            s.nats.timeout(),
+            deadline,
+            |m| match m {
+                RedeemInbox::Redeemed(r) => Answer::Reply(r),
+                RedeemInbox::Credited(n) => Answer::Notice(n),
+            },
+            |r| r.replayed,
+        )
+        .await?;
     let Some(reply) = reply else {
         return Err(CallError::Timeout(gc::Redeem::SUBJECT.into()).into());
     };

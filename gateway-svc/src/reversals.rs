@@ -23,7 +23,7 @@ use shared_events::{
         ReverseRequest, UpdateCodeRequest,
     },
 };
-use svc_kit::nats::CallError;
+use svc_kit::nats::{CallError, client::Answer};
 use utoipa::ToSchema;
 
 use crate::{
@@ -108,30 +108,20 @@ pub async fn run(s: &AppState, req: ReverseRequest, rid: &str) -> ApiResult<(boo
         .nats
         .request_replies::<gc::RedemptionsReverse>(&req, Some(rid))
         .await?;
-    let mut recorded = None;
-    let mut outcome = None;
-    // The two may come in either order: wallet-svc's outcome can beat
-    // giftcode-svc's reply, which re-reads the redemption after its commit.
-    while recorded.is_none() || outcome.is_none() {
-        let until = if recorded.is_none() {
-            deadline.max(tokio::time::Instant::now() + s.nats.timeout())
-        } else {
-            deadline
-        };
-        match inbox.next_until(until).await {
-            None => break,
-            Some(Err(e)) => return Err(e.into()),
-            Some(Ok(ReverseInbox::Outcome(n))) => outcome = Some(n),
-            Some(Ok(ReverseInbox::Recorded(r))) => {
-                // Nothing new was asked: no outcome will follow here.
-                let replayed = r.replayed;
-                recorded = Some(*r);
-                if replayed {
-                    break;
-                }
-            }
-        }
-    }
+    // Either may come first: wallet-svc's outcome can beat giftcode-svc's
+    // reply, which re-reads the redemption after its commit. A replay asked
+    // nothing new, so no outcome follows it.
+    let (recorded, outcome) = inbox
+        .reply_and_notice(
+            s.nats.timeout(),
+            deadline,
+            |m| match m {
+                ReverseInbox::Recorded(r) => Answer::Reply(*r),
+                ReverseInbox::Outcome(n) => Answer::Notice(n),
+            },
+            |r| r.replayed,
+        )
+        .await?;
     let Some(recorded) = recorded else {
         return Err(CallError::Timeout(gc::RedemptionsReverse::SUBJECT.into()).into());
     };

@@ -36,8 +36,6 @@ pub enum Error {
     RedemptionNotCredited,
     #[error("this Idempotency-Key was used with another request")]
     IdempotencyConflict,
-    #[error("wallet-svc cannot be reached to confirm the credit; nothing was recorded")]
-    LedgerUnavailable,
     /// Bad configuration, found at start-up.
     #[error("configuration: {0}")]
     Config(String),
@@ -73,7 +71,6 @@ impl Error {
             Self::CodeDisabled => C::CodeInactive,
             Self::RedemptionNotCredited => C::RedemptionNotCredited,
             Self::IdempotencyConflict => C::IdempotencyConflict,
-            Self::LedgerUnavailable => C::ServiceUnavailable,
             Self::Config(_) | Self::Kit(_) | Self::Db(_) | Self::Internal(_) => C::Internal,
         }
     }

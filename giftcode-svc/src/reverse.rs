@@ -180,10 +180,12 @@ impl App {
             Err(CallError::Service(e)) if e.code == ErrorCode::NotFound => {
                 return Err(Error::RedemptionNotCredited);
             }
-            // It cannot say: nothing is decided; the caller may retry.
+            // It cannot say: the credit is not confirmed, which is what
+            // `redemption_not_credited` means (DESIGN §12); nothing is
+            // recorded and the caller may retry.
             Err(e) => {
                 tracing::warn!(redemption_id = %r.id, error = %e, "cannot ask the ledger about a credit");
-                return Err(Error::LedgerUnavailable);
+                return Err(Error::RedemptionNotCredited);
             }
         };
         let id = r.id.to_string();

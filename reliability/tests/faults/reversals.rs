@@ -36,8 +36,10 @@ async fn kill9_each_service_during_reversals_postgres() {
     reversals_under_fire(Storage::Postgres, "reversals-kill9-postgres").await;
 }
 
-/// POST with retries on a transport error or a 503 (a process down): the
-/// same body and Idempotency-Key each time, so a retry is the same request.
+/// POST with retries on a transport error, a 503 (a process down) or a 409
+/// `redemption_not_credited` (the credit not confirmed yet: wallet-svc was
+/// down or giftcode-svc had not heard of it), as a client would: the same
+/// body and Idempotency-Key each time, so a retry is the same request.
 /// The final status and body, and how many sends it took.
 async fn post(
     http: &reqwest::Client,
@@ -60,7 +62,12 @@ async fn post(
         match r {
             Ok(r) if r.status().as_u16() != 503 => {
                 let status = r.status().as_u16();
-                return (status, r.json().await.unwrap_or(Value::Null), sends);
+                let body = r.json().await.unwrap_or(Value::Null);
+                if body["code"] != "redemption_not_credited" {
+                    return (status, body, sends);
+                }
+                assert!(Instant::now() < deadline, "POST {path}: never credited");
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
             _ => {
                 assert!(Instant::now() < deadline, "POST {path}: no answer in 180 s");

@@ -165,7 +165,53 @@ pub struct Replies<E: Endpoint> {
     _endpoint: std::marker::PhantomData<E>,
 }
 
+/// One of a saga's two answers on one inbox ([`Replies::reply_and_notice`]).
+pub enum Answer<R, N> {
+    /// The called service's reply.
+    Reply(R),
+    /// The notice of the service downstream, once its effect is committed.
+    Notice(N),
+}
+
 impl<E: Endpoint> Replies<E> {
+    /// A saga's two answers (a redeem, a reversal), which may come in either
+    /// order: the called service's reply, within `call_timeout` (or by
+    /// `deadline` if that is later), and the downstream notice, by
+    /// `deadline`. `split` tells them apart; a reply for which `is_last`
+    /// holds (a replay: nothing new was asked downstream) ends the wait.
+    /// What came; the caller decides what a missing one means.
+    pub async fn reply_and_notice<R, N>(
+        &mut self,
+        call_timeout: Duration,
+        deadline: tokio::time::Instant,
+        split: impl Fn(E::Reply) -> Answer<R, N>,
+        is_last: impl Fn(&R) -> bool,
+    ) -> Result<(Option<R>, Option<N>), CallError> {
+        let (mut reply, mut notice) = (None, None);
+        while reply.is_none() || notice.is_none() {
+            let until = if reply.is_none() {
+                deadline.max(tokio::time::Instant::now() + call_timeout)
+            } else {
+                deadline
+            };
+            match self.next_until(until).await {
+                None => break,
+                Some(Err(e)) => return Err(e),
+                Some(Ok(m)) => match split(m) {
+                    Answer::Notice(n) => notice = Some(n),
+                    Answer::Reply(r) => {
+                        let last = is_last(&r);
+                        reply = Some(r);
+                        if last {
+                            break;
+                        }
+                    }
+                },
+            }
+        }
+        Ok((reply, notice))
+    }
+
     /// The next answer, waiting until `deadline`: `None` once it passed.
     pub async fn next_until(
         &mut self,
