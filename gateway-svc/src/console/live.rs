@@ -383,3 +383,46 @@ pub async fn events(_: Signed, State(s): State<AppState>, RequestId(rid): Reques
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event() -> Arc<LiveEvent> {
+        Arc::new(LiveEvent::Credited {
+            redemption_id: RedemptionId::generate(),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_page_that_falls_behind_is_dropped_not_buffered() {
+        let client = async_nats::ConnectOptions::new()
+            .retry_on_initial_connect()
+            .connect("127.0.0.1:1")
+            .await
+            .expect("lazy client");
+        let hub = Hub::new(
+            ServiceClient::new(client, Duration::from_secs(1)),
+            4,
+            CancellationToken::new(),
+        );
+        let (slow_tx, mut slow) = mpsc::channel(PER_PAGE);
+        let (fast_tx, mut fast) = mpsc::channel(PER_PAGE);
+        hub.lock().pages = vec![slow_tx, fast_tx];
+        for _ in 0..=PER_PAGE {
+            assert!(!hub.sweep(Some(event())), "a page is still open");
+            assert!(
+                fast.try_recv().is_ok(),
+                "the page that reads gets every event"
+            );
+        }
+        assert_eq!(hub.lock().pages.len(), 1, "the slow page is dropped");
+        let mut held = 0;
+        while slow.recv().await.is_some() {
+            held += 1;
+        }
+        assert_eq!(held, PER_PAGE, "it got what fitted, then its stream ended");
+        drop(fast);
+        assert!(hub.sweep(None), "no page left: the subscription stops");
+    }
+}

@@ -575,7 +575,7 @@ async fn next_event(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_live_stream_shows_each_redemption_then_its_credit_and_ends_on_sigterm() {
-    let mut s = Stack::start(&[("CONSOLE_MAX_STREAMS", "1")]).await;
+    let mut s = Stack::start(&[("CONSOLE_MAX_STREAMS", "1"), ("GATEWAY_MAX_IN_FLIGHT", "1")]).await;
     let g = s
         .create_group(json!({"name": "Live", "kind": "unique", "amount": 700, "count": 2}))
         .await;
@@ -595,6 +595,12 @@ async fn the_live_stream_shows_each_redemption_then_its_credit_and_ends_on_sigte
     assert_eq!(snapshot[0]["name"], "Live");
     assert_eq!(snapshot[0]["redemptions"], 0);
 
+    // The open stream holds no permit of the request bound (1 here).
+    assert_eq!(
+        s.get_json("/gift-groups").await.0,
+        200,
+        "not counted in GATEWAY_MAX_IN_FLIGHT"
+    );
     let second = open().await.expect("events");
     assert_eq!(
         second.status(),
