@@ -21,8 +21,9 @@ pub struct Config {
     #[arg(long, env = "GATEWAY_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: SocketAddr,
 
-    /// Bearer token of the admin routes. Unset: one is generated at start-up
-    /// and logged once.
+    /// Bearer token of the admin routes, and what the console's sign-in asks
+    /// for (its session key is derived from it). Unset: one is generated at
+    /// start-up and logged once.
     #[arg(long, env = "GATEWAY_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 

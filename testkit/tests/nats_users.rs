@@ -248,6 +248,41 @@ async fn each_user_may_do_what_its_service_does_and_nothing_more() {
         .await
         .expect("giftcode removes its retired consumer");
 
+    // Reversals (DESIGN.md §12): giftcode asks the ledger about one credit
+    // and consumes the two outcomes; wallet consumes the requests.
+    answered(&gc, wallet::REDEMPTIONS_GET).await;
+    for (durable, filter) in [
+        ("giftcode-svc-reversed", events::WALLET_REVERSED),
+        (
+            "giftcode-svc-reversal-refused",
+            events::WALLET_REVERSAL_REFUSED,
+        ),
+    ] {
+        wallet_events
+            .create_consumer(jetstream::consumer::pull::Config {
+                durable_name: Some(durable.to_owned()),
+                filter_subject: filter.to_owned(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("giftcode creates {durable}: {e}"));
+        wallet_events
+            .consumer_info(durable)
+            .await
+            .unwrap_or_else(|e| panic!("giftcode looks {durable} up: {e}"));
+    }
+    wl_js
+        .get_stream(GIFTCODE_EVENTS_STREAM)
+        .await
+        .expect("wallet looks up the stream of reversal requests")
+        .create_consumer(jetstream::consumer::pull::Config {
+            durable_name: Some("wallet-svc-reversals".to_owned()),
+            filter_subject: events::REVERSAL_REQUESTED.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .expect("wallet creates its consumer of reversal requests");
+
     // gateway: every endpoint and the readiness pings answer; the credit
     // notice reaches its inbox.
     let (gw, mut gw_err) = nats.watch_as("gateway").await;
