@@ -22,7 +22,6 @@ use axum::{
     middleware,
     response::IntoResponse,
 };
-use rand::Rng;
 use shared_events::{
     ErrorCode, Phone, Region,
     subjects::{GIFTCODE_SERVICE, WALLET_SERVICE},
@@ -214,9 +213,7 @@ pub async fn run(
     let admin_token = match config.admin_token.filter(|t| !t.trim().is_empty()) {
         Some(t) => t,
         None => {
-            let mut bytes = [0u8; 24];
-            rand::rng().fill_bytes(&mut bytes);
-            let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            let token = console::session::random_hex(24);
             tracing::warn!(admin_token = %token, "GATEWAY_ADMIN_TOKEN is not set; generated this one (shown once)");
             token
         }

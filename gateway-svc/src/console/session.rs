@@ -366,7 +366,8 @@ pub async fn sign_out(
     resp
 }
 
-fn random_hex(n: usize) -> String {
+/// `n` random bytes as hex: session ids, nonces, a generated admin token.
+pub(crate) fn random_hex(n: usize) -> String {
     let mut bytes = vec![0u8; n];
     rand::rng().fill_bytes(&mut bytes);
     hex(&bytes)
